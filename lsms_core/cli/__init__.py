@@ -1,0 +1,1 @@
+"""The ``lsms`` command line: thin argument parsing that calls the core modules."""
