@@ -1,5 +1,15 @@
-"""CT volumes with exact geometry: loading (DICOM/NIfTI/NRRD/MHA) and mask writing."""
+"""CT volumes with exact geometry: loading (DICOM/NIfTI/NRRD/MHA) and mask writing.
 
-from lsms_core.volume.volume import Volume
+``load_volume`` returns volumes in radiological (nearest-LPS) layout; ``save_mask``/``save_volume`` write
+on the source file's own grid by default (see ``lsms_core.volume.write``).
+"""
 
-__all__ = ["Volume"]
+from lsms_core.volume.orient import from_source_array, reorient_to_lps, source_volume, to_source_array
+from lsms_core.volume.volume import SourceGrid, Volume
+from lsms_core.volume.write import LabelInfo, read_label_sidecar, save_mask, save_volume, sidecar_path
+
+__all__ = [
+    "Volume", "SourceGrid", "LabelInfo",
+    "save_volume", "save_mask", "read_label_sidecar", "sidecar_path",
+    "reorient_to_lps", "to_source_array", "from_source_array", "source_volume",
+]
