@@ -8,7 +8,9 @@ import json
 from importlib.metadata import entry_points
 
 # name -> module exposing register(subparsers); the viewer adds `render` and `undo` by entry points.
-BENCHES: dict[str, str] = {}
+BENCHES: dict[str, str] = {
+    "model": "lsms_core.cli.bench_model",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

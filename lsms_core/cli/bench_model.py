@@ -1,0 +1,120 @@
+"""``lsms bench model``: parameters, MACs and latency of the network next to the paper's figures."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from lsms_core.cli.bench import add_json_flag, emit
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("model", help="network size, MACs and inference latency per slice")
+    parser.add_argument("--size", type=int, default=480, help="model input size in pixels (default 480)")
+    parser.add_argument("--device", default="default",
+                        help="cpu, cuda, auto, or default = the CPU and also CUDA when present")
+    parser.add_argument("--variant", default="lsms-t", help="lsms-t (default) or lsms-w")
+    parser.add_argument("--checkpoint", help="measure this checkpoint instead of a random one of --variant")
+    parser.add_argument("--batch", type=int, default=8, help="batch size for the throughput figure")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions (median reported)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--native", type=int, default=512, help="native slice size fed to the engine")
+    add_json_flag(parser)
+    parser.set_defaults(func=run)
+
+
+def _time(fn, repeats: int) -> float:
+    fn()  # warm-up: allocations, algorithm choice, text cache
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure_device(folder: Path, device: str, args) -> dict:
+    import numpy as np
+
+    from lsms_core.engine import Segmenter
+
+    seg = Segmenter.from_checkpoint(folder, device=device, threads=args.threads)
+    rng = np.random.default_rng(0)
+    slices = rng.normal(40, 60, size=(args.batch, args.native, args.native)).astype(np.int16)
+    words = "the hypodense lesion in the right lobe"
+    if device.startswith("cuda"):
+        import torch
+
+        sync = torch.cuda.synchronize
+    else:
+        def sync():
+            return None
+
+    def one():
+        seg.predict(slices[0], words, batch_size=1)
+        sync()
+
+    def many():
+        seg.predict(slices, words, batch_size=args.batch)
+        sync()
+
+    latency = _time(one, args.repeats)
+    batched = _time(many, max(1, args.repeats // 2))
+    return {
+        "device": seg.device,
+        "latency_ms": latency * 1000.0,
+        "batch": args.batch,
+        "batch_ms_per_slice": batched * 1000.0 / args.batch,
+        "slices_per_s": args.batch / batched,
+    }
+
+
+def run(args) -> int:
+    import torch
+
+    from lsms_core.checkpoint import create_random_checkpoint, load_checkpoint
+    from lsms_core.complexity import PAPER, count_macs, count_parameters
+    from lsms_core.device import resolve_device
+
+    if args.device == "default":
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    else:
+        devices = [resolve_device(args.device)]
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.checkpoint:
+            folder = Path(args.checkpoint)
+        else:
+            folder = create_random_checkpoint(Path(tmp) / args.variant, variant=args.variant,
+                                              input_size=args.size)
+        model, config, folder = load_checkpoint(folder)
+        params = count_parameters(model)
+        macs = count_macs(model, args.size, config.token_length)
+        runs = [measure_device(folder, d, args) for d in devices]
+    first = runs[0]
+    result = {
+        "variant": config.variant,
+        "params": params,
+        "macs": macs,
+        "size": args.size,
+        "device": first["device"],
+        "latency_ms": first["latency_ms"],
+        "slices_per_s": first["slices_per_s"],
+        "threads": torch.get_num_threads(),
+        "runs": runs,
+        "paper": {"params": PAPER["params"], "gflops": PAPER["gflops"], "input_size": PAPER["input_size"]},
+    }
+    lines = [
+        f"LSMS {config.variant} at {args.size}x{args.size} (text encoder excluded)",
+        f"  parameters : {params / 1e6:6.2f} M   (paper: {PAPER['params'] / 1e6:.2f} M)",
+        f"  MACs       : {macs / 1e9:6.2f} G   (paper: {PAPER['gflops']:.2f} GFLOPs at {PAPER['input_size']})",
+    ]
+    for r in runs:
+        lines.append(
+            f"  {r['device']:<5}: {r['latency_ms']:7.1f} ms/slice at batch 1, "
+            f"{r['batch_ms_per_slice']:7.1f} ms/slice at batch {r['batch']} ({r['slices_per_s']:.1f} slices/s)"
+        )
+    emit(result, args.json, lines)
+    return 0
