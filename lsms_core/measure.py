@@ -136,7 +136,9 @@ def _convex_hull(pts: np.ndarray) -> np.ndarray:
     return np.array(lower[:-1] + upper[:-1])
 
 
-def _long_and_short(hull: np.ndarray) -> tuple[tuple[float, np.ndarray, np.ndarray], tuple[float, np.ndarray, np.ndarray]]:
+def _long_and_short(
+    hull: np.ndarray,
+) -> tuple[tuple[float, np.ndarray, np.ndarray], tuple[float, np.ndarray, np.ndarray]]:
     diff = hull[:, None, :] - hull[None, :, :]
     d2 = np.einsum("ijk,ijk->ij", diff, diff)
     i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
@@ -199,7 +201,9 @@ def measure_2d(mask: np.ndarray, spacing: tuple[float, float]) -> Measurement2D:
     )
 
 
-def measure_3d(mask: np.ndarray, spacing: tuple[float, float, float], hu: np.ndarray | None = None) -> Measurement3D:
+def measure_3d(
+    mask: np.ndarray, spacing: tuple[float, float, float], hu: np.ndarray | None = None
+) -> Measurement3D:
     """Volume (mL), slice extent and HU statistics of a 3D mask with (slice, row, col) spacing in mm."""
     mask, sp = _check_mask(mask, 3, spacing)
     n = int(mask.sum())
@@ -231,7 +235,11 @@ def measure_3d(mask: np.ndarray, spacing: tuple[float, float, float], hu: np.nda
 
 
 def ring_mask(
-    mask: np.ndarray, spacing, ring_mm: float = RING_WIDTH_MM, *, within: np.ndarray | None = None,
+    mask: np.ndarray,
+    spacing,
+    ring_mm: float = RING_WIDTH_MM,
+    *,
+    within: np.ndarray | None = None,
     exclude: np.ndarray | None = None,
 ) -> np.ndarray:
     """The band of pixels within ``ring_mm`` of the mask's edge, outside it (2D or 3D).
@@ -258,7 +266,9 @@ def ring_mask(
     return ring
 
 
-def classify_density(difference_hu: float, threshold_hu: float = DENSITY_THRESHOLD_HU) -> Literal["hypo", "iso", "hyper"]:
+def classify_density(
+    difference_hu: float, threshold_hu: float = DENSITY_THRESHOLD_HU
+) -> Literal["hypo", "iso", "hyper"]:
     """'hypo' if the lesion is at least ``threshold_hu`` darker than the reference, 'hyper' if brighter."""
     if difference_hu <= -threshold_hu:
         return "hypo"
@@ -304,7 +314,9 @@ def relative_density(
     lesion_hu = float(np.median(image_hu[m]))
     reference_hu = float(np.median(image_hu[ref]))
     diff = lesion_hu - reference_hu
-    return Density(classify_density(diff, threshold_hu), lesion_hu, reference_hu, diff, float(threshold_hu), reference)
+    return Density(
+        classify_density(diff, threshold_hu), lesion_hu, reference_hu, diff, float(threshold_hu), reference
+    )
 
 
 def patient_side(mask: np.ndarray, midline_col: float | None = None) -> Literal["right", "left"]:

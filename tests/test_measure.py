@@ -122,7 +122,11 @@ def test_density_against_a_ring_and_an_organ():
     organ[10:70, 10:70] = True
     d_org = relative_density(img, lesion, (0.7, 0.7), organ_mask=organ, reference="organ")
     assert d_org.label == "hypo" and d_org.reference_hu == pytest.approx(60, abs=1)
-    assert classify_density(-9.9) == "iso" and classify_density(-10) == "hypo" and classify_density(10) == "hyper"
+    assert (
+        classify_density(-9.9) == "iso"
+        and classify_density(-10) == "hypo"
+        and classify_density(10) == "hyper"
+    )
 
 
 def test_ring_has_the_requested_width_and_stays_inside_the_organ():
