@@ -32,7 +32,7 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (23, 190, 207),
 )
 
-MAX_LABELS = 255  # label ids must fit the uint8 overlay and the multi-label export
+MAX_LABELS = 127  # ids 1..127: the overlay codes a label's edge as id | 0x80 in one uint8 image
 
 
 class Event:

@@ -1,0 +1,289 @@
+"""The label panel: one row per label (visibility, colour, name, expression, run time) and its controls."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QColorDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lsms_viewer.document import Document, Label
+
+COL_VISIBLE, COL_NAME, COL_EXPRESSION, COL_TIME = range(4)
+_ID_ROLE = Qt.ItemDataRole.UserRole
+
+
+def _swatch(color: tuple[int, int, int], size: int = 14) -> QIcon:
+    pixmap = QPixmap(size, size)
+    pixmap.fill(QColor(*color))
+    return QIcon(pixmap)
+
+
+def run_text(label: Label) -> str:
+    if label.run is None:
+        return "—"
+    return f"{label.run.seconds:.1f} s · {label.run.device}"
+
+
+class LabelPanel(QWidget):
+    """Lists the Document's labels; edits go straight to the Document (the single source of truth)."""
+
+    rerun_requested = Signal(int)  # label id whose words the user wants to edit and run again
+    overlay_mode_changed = Signal(str)
+
+    def __init__(self, document: Document, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.document = document
+        self._updating = False
+
+        self.fill_button = QPushButton("Fill")
+        self.outline_button = QPushButton("Outline")
+        self.mode_group = QButtonGroup(self)
+        for button in (self.fill_button, self.outline_button):
+            button.setCheckable(True)
+            self.mode_group.addButton(button)
+        self.fill_button.setChecked(True)
+        self.fill_button.setToolTip("Show labels as a filled tint with a border (O toggles)")
+        self.outline_button.setToolTip("Show only label borders (O toggles)")
+        self.fill_button.toggled.connect(lambda on: on and self.overlay_mode_changed.emit("fill"))
+        self.outline_button.toggled.connect(lambda on: on and self.overlay_mode_changed.emit("outline"))
+        mode_row = QHBoxLayout()
+        mode_row.addWidget(QLabel("Overlay"))
+        mode_row.addWidget(self.fill_button)
+        mode_row.addWidget(self.outline_button)
+        mode_row.addStretch(1)
+
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["", "Name", "Expression", "Run"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(COL_VISIBLE, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(COL_EXPRESSION, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(COL_TIME, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setColumnWidth(COL_NAME, 120)
+        self.table.itemChanged.connect(self._on_item_changed)
+        self.table.itemSelectionChanged.connect(self._on_selection_changed)
+        self.table.cellDoubleClicked.connect(self._on_double_click)
+
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setToolTip("Opacity of the selected label's fill")
+        self.opacity_slider.valueChanged.connect(self._on_opacity)
+        self.opacity_value = QLabel("")
+        self.opacity_value.setMinimumWidth(36)
+        opacity_row = QHBoxLayout()
+        opacity_row.addWidget(QLabel("Opacity"))
+        opacity_row.addWidget(self.opacity_slider, 1)
+        opacity_row.addWidget(self.opacity_value)
+
+        self.rerun_button = QPushButton("Edit words…")
+        self.rerun_button.setToolTip("Put this label's expression in the box; running it replaces the mask")
+        self.rerun_button.clicked.connect(self._request_rerun)
+        self.color_button = QPushButton("Colour…")
+        self.color_button.clicked.connect(self._choose_color)
+        self.rename_button = QPushButton("Rename")
+        self.rename_button.clicked.connect(self._rename)
+        self.delete_button = QPushButton("Delete")
+        self.delete_button.clicked.connect(self.delete_selected)
+        buttons = QHBoxLayout()
+        for button in (self.rerun_button, self.color_button, self.rename_button, self.delete_button):
+            buttons.addWidget(button)
+
+        self.details = QLabel("")
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.setStyleSheet("color: #9aa4ad;")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(mode_row)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(opacity_row)
+        layout.addLayout(buttons)
+        layout.addWidget(self.details)
+
+        events = document.events
+        events.volume_changed.connect(self._rebuild)
+        events.label_added.connect(lambda _label: self._rebuild())
+        events.label_removed.connect(lambda _label: self._rebuild())
+        events.label_changed.connect(self._on_label_changed)
+        events.mask_changed.connect(lambda label, _slices: self._refresh_details())
+        events.active_label_changed.connect(self._on_active_changed)
+        self._update_controls()
+
+    # -- public ------------------------------------------------------------------------------------
+    def row_of(self, label_id: int) -> int:
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, COL_NAME).data(_ID_ROLE) == label_id:
+                return row
+        return -1
+
+    def selected_label(self) -> Label | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        label_id = self.table.item(rows[0].row(), COL_NAME).data(_ID_ROLE)
+        return self.document.label(label_id) if self.document.has_label(label_id) else None
+
+    def set_overlay_mode(self, mode: str) -> None:
+        (self.fill_button if mode == "fill" else self.outline_button).setChecked(True)
+
+    def delete_selected(self) -> None:
+        label = self.selected_label()
+        if label is not None:
+            self.document.remove_label(label.id)
+
+    def set_label_color(self, label_id: int, color: tuple[int, int, int]) -> None:
+        self.document.update_label(label_id, color=color)
+
+    # -- rows --------------------------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        self._updating = True
+        try:
+            labels = self.document.labels if self.document.volume is not None else []
+            self.table.setRowCount(len(labels))
+            for row, label in enumerate(labels):
+                self._fill_row(row, label)
+            active = self.document.active_label if self.document.volume is not None else None
+            if active is not None:
+                self.table.selectRow(self.row_of(active.id))
+        finally:
+            self._updating = False
+        self._update_controls()
+
+    def _fill_row(self, row: int, label: Label) -> None:
+        visible = QTableWidgetItem()
+        visible.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+        visible.setCheckState(Qt.CheckState.Checked if label.visible else Qt.CheckState.Unchecked)
+        visible.setToolTip("Show or hide this label")
+        name = QTableWidgetItem(_swatch(label.color), label.name)
+        name.setData(_ID_ROLE, label.id)
+        name.setToolTip("Double-click to rename; double-click the swatch column to change the colour")
+        expression = QTableWidgetItem(label.expression or "(drawn or imported)")
+        expression.setFlags(expression.flags() & ~Qt.ItemFlag.ItemIsEditable)
+        expression.setToolTip(label.expression or "This label was not produced from an expression")
+        run = QTableWidgetItem(run_text(label))
+        run.setFlags(run.flags() & ~Qt.ItemFlag.ItemIsEditable)
+        run.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if label.run is not None:
+            run.setToolTip(f"checkpoint {label.run.checkpoint}, slices {label.run.slices[0] + 1}–{label.run.slices[1]}")
+        for col, item in ((COL_VISIBLE, visible), (COL_NAME, name), (COL_EXPRESSION, expression), (COL_TIME, run)):
+            self.table.setItem(row, col, item)
+
+    def _on_label_changed(self, label: Label, _field: str) -> None:
+        row = self.row_of(label.id)
+        if row < 0:
+            return
+        self._updating = True
+        try:
+            self._fill_row(row, label)
+        finally:
+            self._updating = False
+        self._update_controls()
+
+    def _on_item_changed(self, item: QTableWidgetItem) -> None:
+        if self._updating:
+            return
+        label_id = self.table.item(item.row(), COL_NAME).data(_ID_ROLE)
+        if item.column() == COL_VISIBLE:
+            self.document.update_label(label_id, visible=item.checkState() == Qt.CheckState.Checked)
+        elif item.column() == COL_NAME:
+            self.document.update_label(label_id, name=item.text())
+
+    def _on_selection_changed(self) -> None:
+        if self._updating:
+            return
+        label = self.selected_label()
+        self.document.set_active(label.id if label else None)
+        self._update_controls()
+
+    def _on_active_changed(self, label: Label | None) -> None:
+        if label is not None and self.selected_label() is not label:
+            self._updating = True
+            self.table.selectRow(self.row_of(label.id))
+            self._updating = False
+        self._update_controls()
+
+    def _on_double_click(self, row: int, column: int) -> None:
+        if column == COL_EXPRESSION:
+            self._request_rerun()
+
+    # -- controls ----------------------------------------------------------------------------------
+    def _update_controls(self) -> None:
+        label = self.selected_label()
+        for widget in (self.rerun_button, self.color_button, self.rename_button, self.delete_button,
+                       self.opacity_slider):
+            widget.setEnabled(label is not None)
+        self.rerun_button.setEnabled(label is not None and bool(label.expression))
+        if label is not None:
+            self.opacity_slider.blockSignals(True)
+            self.opacity_slider.setValue(round(label.opacity * 100))
+            self.opacity_slider.blockSignals(False)
+            self.opacity_value.setText(f"{round(label.opacity * 100)} %")
+        else:
+            self.opacity_value.setText("")
+        self._refresh_details()
+
+    def _refresh_details(self) -> None:
+        label = self.selected_label()
+        if label is None or self.document.volume is None:
+            count = len(self.document.labels) if self.document.volume is not None else 0
+            self.details.setText(f"{count} label{'s' if count != 1 else ''}" if count else
+                                 "No labels yet: type an expression below the image and press Enter.")
+            return
+        volume = self.document.volume
+        voxels = int(label.mask.sum())
+        ml = voxels * volume.spacing[0] * volume.spacing[1] * volume.spacing[2] / 1000.0
+        extent = label.slice_extent()
+        where = f"slices {extent.start + 1}–{extent.stop}" if extent else "empty"
+        lines = [f"<b>{label.name}</b> · {voxels:,} voxels · {ml:.2f} mL · {where}"]
+        if label.run is not None:
+            run = label.run
+            trained = "" if run.trained else " <span style='color:#e0a030'>(untrained weights)</span>"
+            lines.append(f"{run.seconds:.2f} s on {run.device} · {run.checkpoint}{trained}")
+            lines.extend(run.notes)
+        self.details.setText("<br>".join(lines))
+
+    def _on_opacity(self, value: int) -> None:
+        label = self.selected_label()
+        if label is not None:
+            self.document.update_label(label.id, opacity=value / 100.0)
+            self.opacity_value.setText(f"{value} %")
+
+    def _request_rerun(self) -> None:
+        label = self.selected_label()
+        if label is not None and label.expression:
+            self.rerun_requested.emit(label.id)
+
+    def _choose_color(self) -> None:
+        label = self.selected_label()
+        if label is None:
+            return
+        color = QColorDialog.getColor(QColor(*label.color), self, f"Colour of {label.name}")
+        if color.isValid():
+            self.set_label_color(label.id, (color.red(), color.green(), color.blue()))
+
+    def _rename(self) -> None:
+        label = self.selected_label()
+        if label is not None:
+            self.table.editItem(self.table.item(self.row_of(label.id), COL_NAME))

@@ -1,0 +1,501 @@
+"""The axial slice view: CT image + label overlay, orientation letters, window/level, zoom, pan, scroll.
+
+Radiological convention comes from the loader (``array[k]`` rows anterior->posterior, columns patient
+right->left), so the view draws ``array[k]`` as is: row 0 at the top, column 0 at the left. The image
+items are created once and only get new arrays (``setImage(..., autoLevels=False)``); their rectangle is
+the slice's size in millimetres, so with a locked 1:1 aspect every pixel has its physical shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QKeyEvent, QMouseEvent, QWheelEvent
+from PySide6.QtWidgets import (
+    QGraphicsDropShadowEffect,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lsms_viewer.document import Document, Label
+from lsms_viewer.overlay import compose_slice, lookup_table
+from lsms_viewer.tools import PanTool, Tool, ToolEvent
+from lsms_viewer.windowing import Window, matching_preset
+
+# World axis (LPS) -> letter of its positive direction and of its negative direction.
+_AXIS_LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))
+_ZOOM_STEP = 0.85  # view range factor per wheel notch: ~15 % per notch feels like other viewers
+
+
+def direction_letters(vector: np.ndarray) -> tuple[str, str]:
+    """(letter at the positive end, letter at the negative end) of an LPS direction, e.g. ("L", "R").
+
+    Oblique vectors get two letters, main axis first (e.g. "LA"), as DICOM viewers print them.
+    """
+    vector = np.asarray(vector, dtype=float)
+    order = np.argsort(-np.abs(vector))
+    positive, negative = "", ""
+    for axis in order[:2]:
+        if abs(vector[axis]) < 0.2 * np.abs(vector).max():
+            continue
+        pos, neg = _AXIS_LETTERS[axis]
+        if vector[axis] < 0:
+            pos, neg = neg, pos
+        positive += pos
+        negative += neg
+    return positive, negative
+
+
+@dataclass(frozen=True)
+class CursorInfo:
+    """What lies under the mouse pointer."""
+
+    col: int
+    row: int
+    slice_index: int
+    hu: float
+    lps: tuple[float, float, float]
+
+
+class _OverlayText(QLabel):
+    """Text drawn over the image (orientation letters, corner info): readable on any grey."""
+
+    def __init__(self, parent: QWidget, align: Qt.AlignmentFlag, bold: bool = False, size: int = 10):
+        super().__init__(parent)
+        self.setAlignment(align)
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        font = QFont(self.font())
+        font.setPointSize(size)
+        font.setBold(bold)
+        self.setFont(font)
+        self.setStyleSheet("color: #f2d675; background: transparent;" if bold else
+                           "color: #e6e6e6; background: transparent;")
+        shadow = QGraphicsDropShadowEffect(self)
+        shadow.setBlurRadius(4)
+        shadow.setOffset(1, 1)
+        shadow.setColor(QColor(0, 0, 0, 230))
+        self.setGraphicsEffect(shadow)
+
+
+class _Canvas(pg.GraphicsView):
+    """The graphics view; it owns the mouse so that every button does the same thing everywhere."""
+
+    def __init__(self, owner: SliceView):
+        super().__init__(background="k")
+        self._owner = owner
+        self._button: Qt.MouseButton | None = None
+        self._press_pos = QPointF()
+        self._wheel_rest = 0.0
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAcceptDrops(False)  # drops go to the main window
+
+    # pyqtgraph's own handlers would pan/zoom through the ViewBox; ours replace them entirely.
+    def mousePressEvent(self, ev: QMouseEvent) -> None:
+        self.setFocus()
+        if self._button is not None:
+            return
+        self._button = ev.button()
+        self._press_pos = ev.position()
+        self._owner._press(ev)
+
+    def mouseMoveEvent(self, ev: QMouseEvent) -> None:
+        self._owner._move(ev, self._button)
+
+    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:
+        if ev.button() != self._button:
+            return
+        self._owner._release(ev, self._button)
+        self._button = None
+
+    def mouseDoubleClickEvent(self, ev: QMouseEvent) -> None:
+        if ev.button() == Qt.MouseButton.MiddleButton:
+            self._owner.reset_view()
+
+    def wheelEvent(self, ev: QWheelEvent) -> None:
+        delta = ev.angleDelta().y() / 120.0
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self._owner.zoom(_ZOOM_STEP**delta, anchor=ev.position())
+        else:
+            # Trackpads send fractions of a notch; accumulate so slow swipes still move one slice.
+            self._wheel_rest += delta
+            steps = int(self._wheel_rest)
+            self._wheel_rest -= steps
+            if steps:
+                self._owner.step(-steps)
+        ev.accept()
+
+    def leaveEvent(self, ev) -> None:
+        self._owner.cursor_moved.emit(None)
+        super().leaveEvent(ev)
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        self._owner._place_texts()
+
+
+class SliceView(QWidget):
+    """Shows one axial slice of a Document's volume with its labels."""
+
+    slice_changed = Signal(int)
+    window_changed = Signal(object)  # Window
+    cursor_moved = Signal(object)  # CursorInfo or None
+    overlay_changed = Signal()
+
+    def __init__(self, document: Document, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.document = document
+        self._slice = 0
+        self._window = Window(400, 40)
+        self._overlay_mode = "fill"
+        self._overlay_buffer = np.zeros((1, 1), np.uint8)
+        self._tool: Tool = PanTool()
+        self._drag_start: tuple[QPointF, Window] | None = None
+        self._pan_last: QPointF | None = None
+
+        self.canvas = _Canvas(self)
+        self.view_box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.view_box.setMouseEnabled(False, False)
+        self.view_box.setBackgroundColor("k")
+        self.canvas.setCentralItem(self.view_box)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.overlay_item = pg.ImageItem(axisOrder="row-major")
+        self.overlay_item.setZValue(10)
+        self.view_box.addItem(self.image_item)
+        self.view_box.addItem(self.overlay_item)
+
+        self._letters = {
+            "top": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, True, 12),
+            "bottom": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, True, 12),
+            "left": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, True, 12),
+            "right": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, True, 12),
+        }
+        self._corners = {
+            "top_left": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop),
+            "top_right": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop),
+            "bottom_left": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom),
+            "bottom_right": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom),
+        }
+        self.placeholder = QLabel(
+            "<div style='color:#9aa4ad'><p style='font-size:15pt'>No study open</p>"
+            "<p>File ▸ Open a DICOM folder or a NIfTI / NRRD / MHA file,<br>drop it on this window, "
+            "or start with <code>lsms-viewer --demo</code>.</p></div>",
+            self.canvas,
+        )
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setMinimum(0)
+        self.slider.setMaximum(0)
+        self.slider.setPageStep(10)
+        self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.slider.valueChanged.connect(self.set_slice)
+        self.position_label = QLabel("–")
+        self.position_label.setMinimumWidth(230)
+        self.position_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        font = self.position_label.font()
+        font.setFamily("monospace")
+        font.setStyleHint(QFont.StyleHint.Monospace)
+        self.position_label.setFont(font)
+
+        bottom = QHBoxLayout()
+        bottom.setContentsMargins(8, 4, 8, 4)
+        bottom.addWidget(QLabel("Slice"))
+        bottom.addWidget(self.slider, 1)
+        bottom.addWidget(self.position_label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.canvas, 1)
+        layout.addLayout(bottom)
+
+        events = document.events
+        events.volume_changed.connect(self._on_volume_changed)
+        events.label_added.connect(self._on_labels_changed)
+        events.label_removed.connect(self._on_labels_changed)
+        events.label_changed.connect(self._on_label_changed)
+        events.mask_changed.connect(self._on_mask_changed)
+        self._show_placeholder(True)
+
+    # -- public API ---------------------------------------------------------------------------------
+    @property
+    def current_slice(self) -> int:
+        return self._slice
+
+    @property
+    def window(self) -> Window:
+        return self._window
+
+    @property
+    def overlay_mode(self) -> str:
+        return self._overlay_mode
+
+    @property
+    def tool(self) -> Tool:
+        return self._tool
+
+    def set_tool(self, tool: Tool | None) -> None:
+        """Give the left mouse button to ``tool`` (``None`` = the pan tool)."""
+        self._tool.deactivate()
+        self._tool = tool or PanTool()
+        self._tool.activate(self)
+        self.canvas.setCursor(getattr(Qt.CursorShape, self._tool.cursor, Qt.CursorShape.ArrowCursor))
+
+    def set_slice(self, k: int) -> None:
+        volume = self.document.volume
+        if volume is None:
+            return
+        k = int(min(max(k, 0), volume.shape[0] - 1))
+        changed = k != self._slice
+        self._slice = k
+        self._draw_image()
+        self._draw_overlay()
+        if self.slider.value() != k:
+            self.slider.blockSignals(True)
+            self.slider.setValue(k)
+            self.slider.blockSignals(False)
+        self._update_position_text()
+        if changed:
+            self.slice_changed.emit(k)
+
+    def step(self, delta: int) -> None:
+        self.set_slice(self._slice + delta)
+
+    def set_window(self, window: Window) -> None:
+        self._window = window
+        if self.document.volume is not None:
+            self.image_item.setLevels(window.levels)
+        self._update_window_text()
+        self.window_changed.emit(window)
+
+    def set_overlay_mode(self, mode: str) -> None:
+        if mode not in ("fill", "outline"):
+            raise ValueError(f"unknown overlay mode {mode!r}")
+        self._overlay_mode = mode
+        self._update_lut()
+
+    def reset_view(self) -> None:
+        volume = self.document.volume
+        if volume is None:
+            return
+        self.view_box.setRange(rect=self.image_item.mapRectToParent(self.image_item.boundingRect()), padding=0.02)
+
+    def zoom(self, factor: float, anchor: QPointF | None = None) -> None:
+        """Scale the visible range by ``factor`` (< 1 zooms in) about a widget point (default: centre)."""
+        center = None
+        if anchor is not None:
+            center = self.view_box.mapSceneToView(self.canvas.mapToScene(anchor.toPoint()))
+        self.view_box.scaleBy((factor, factor), center=center)
+
+    def pan_mm(self, dx: float, dy: float) -> None:
+        self.view_box.translateBy(x=dx, y=dy)
+
+    def overlay_image(self) -> np.ndarray:
+        """The label index image currently displayed (codes as in ``lsms_viewer.overlay``)."""
+        return self._overlay_buffer
+
+    def cursor_info_at(self, col: float, row: float) -> CursorInfo | None:
+        volume = self.document.volume
+        if volume is None:
+            return None
+        i, j = int(np.floor(col)), int(np.floor(row))
+        if not (0 <= i < volume.shape[2] and 0 <= j < volume.shape[1]):
+            return None
+        hu = float(volume.array[self._slice, j, i])
+        lps = tuple(float(v) for v in volume.index_to_world((i, j, self._slice)))
+        return CursorInfo(i, j, self._slice, hu, lps)
+
+    # -- drawing ------------------------------------------------------------------------------------
+    def _draw_image(self) -> None:
+        volume = self.document.volume
+        self.image_item.setImage(volume.array[self._slice], autoLevels=False, levels=self._window.levels)
+
+    def _draw_overlay(self) -> None:
+        labels = self.document.labels
+        compose_slice(labels, self._slice, self._overlay_buffer)
+        self.overlay_item.setImage(self._overlay_buffer, autoLevels=False, levels=(0, 255))
+        self.overlay_changed.emit()
+
+    def _update_lut(self) -> None:
+        self.overlay_item.setLookupTable(lookup_table(self.document.labels, self._overlay_mode))
+
+    def _on_volume_changed(self) -> None:
+        volume = self.document.volume
+        z, h, w = volume.shape
+        sx, sy = volume.spacing[0], volume.spacing[1]
+        self._overlay_buffer = np.zeros((h, w), np.uint8)
+        self._slice = z // 2
+        self.slider.blockSignals(True)
+        self.slider.setMaximum(z - 1)
+        self.slider.setPageStep(max(1, z // 10))
+        self.slider.setValue(self._slice)
+        self.slider.blockSignals(False)
+        self._draw_image()
+        rect = QRectF(0, 0, w * sx, h * sy)
+        self.image_item.setRect(rect)
+        self.overlay_item.setRect(rect)
+        self._update_lut()
+        self._draw_overlay()
+        self._update_orientation()
+        self._update_position_text()
+        self._update_window_text()
+        meta = volume.meta or {}
+        title = " · ".join(str(v) for v in (meta.get("modality"), meta.get("series_description")) if v)
+        if not title and volume.source is not None:
+            title = volume.source.name
+        self._corners["top_left"].setText(f"{title}\n{w} × {h} × {z}   {sx:.2f} × {sy:.2f} × {volume.spacing[2]:.2f} mm")
+        self._show_placeholder(False)
+        self.reset_view()
+        self.slice_changed.emit(self._slice)
+
+    def _on_labels_changed(self, _label: Label) -> None:
+        if self.document.volume is None:
+            return
+        self._update_lut()
+        self._draw_overlay()
+
+    def _on_label_changed(self, _label: Label, field_name: str) -> None:
+        if field_name in ("color", "opacity"):
+            self._update_lut()
+        elif field_name == "visible":
+            self._update_lut()
+            self._draw_overlay()
+
+    def _on_mask_changed(self, _label: Label, slices: range) -> None:
+        if self._slice in slices:
+            self._draw_overlay()
+
+    def _update_orientation(self) -> None:
+        direction = self.document.volume.direction
+        right, left = direction_letters(direction[:, 0])  # +column direction points to screen right
+        bottom, top = direction_letters(direction[:, 1])  # +row direction points down the screen
+        for key, text in (("left", left), ("right", right), ("top", top), ("bottom", bottom)):
+            self._letters[key].setText(text)
+        self._place_texts()
+
+    def _update_position_text(self) -> None:
+        volume = self.document.volume
+        if volume is None:
+            return
+        z = float(volume.index_to_world((0, 0, self._slice))[2])
+        text = f"{self._slice + 1:>4} / {volume.shape[0]}   z {z:+8.1f} mm"
+        self.position_label.setText(text)
+        self._corners["bottom_left"].setText(f"Slice {self._slice + 1} / {volume.shape[0]}\nz {z:+.1f} mm")
+        self._place_texts()
+
+    def _update_window_text(self) -> None:
+        preset = matching_preset(self._window)
+        name = f" ({preset.title})" if preset else ""
+        self._corners["bottom_right"].setText(f"W {self._window.width:.0f}  L {self._window.level:.0f}{name}")
+        self._place_texts()
+
+    def _show_placeholder(self, show: bool) -> None:
+        self.placeholder.setVisible(show)
+        for label in (*self._letters.values(), *self._corners.values()):
+            label.setVisible(not show)
+        self._place_texts()
+
+    def _place_texts(self) -> None:
+        width, height = self.canvas.width(), self.canvas.height()
+        margin = 8
+        for label in (*self._letters.values(), *self._corners.values()):
+            label.adjustSize()
+        letters = self._letters
+        letters["top"].move((width - letters["top"].width()) // 2, margin)
+        letters["bottom"].move((width - letters["bottom"].width()) // 2, height - letters["bottom"].height() - margin)
+        letters["left"].move(margin, (height - letters["left"].height()) // 2)
+        letters["right"].move(width - letters["right"].width() - margin, (height - letters["right"].height()) // 2)
+        corners = self._corners
+        corners["top_left"].move(margin, margin)
+        corners["top_right"].move(width - corners["top_right"].width() - margin, margin)
+        corners["bottom_left"].move(margin, height - corners["bottom_left"].height() - margin)
+        corners["bottom_right"].move(
+            width - corners["bottom_right"].width() - margin, height - corners["bottom_right"].height() - margin
+        )
+        self.placeholder.setGeometry(0, 0, width, height)
+
+    # -- mouse (called by the canvas) ---------------------------------------------------------------
+    def _tool_event(self, ev: QMouseEvent) -> ToolEvent | None:
+        volume = self.document.volume
+        if volume is None:
+            return None
+        point = self.view_box.mapSceneToView(self.canvas.mapToScene(ev.position().toPoint()))
+        sx, sy = volume.spacing[0], volume.spacing[1]
+        mods = ev.modifiers()
+        return ToolEvent(
+            col=point.x() / sx,
+            row=point.y() / sy,
+            slice_index=self._slice,
+            x_mm=point.x(),
+            y_mm=point.y(),
+            shift=bool(mods & Qt.KeyboardModifier.ShiftModifier),
+            ctrl=bool(mods & Qt.KeyboardModifier.ControlModifier),
+            alt=bool(mods & Qt.KeyboardModifier.AltModifier),
+        )
+
+    def _press(self, ev: QMouseEvent) -> None:
+        if self.document.volume is None:
+            return
+        button = ev.button()
+        if button == Qt.MouseButton.LeftButton:
+            self._tool.press(self._tool_event(ev))
+        elif button == Qt.MouseButton.MiddleButton:
+            self._pan_last = self.view_box.mapSceneToView(self.canvas.mapToScene(ev.position().toPoint()))
+        elif button == Qt.MouseButton.RightButton:
+            self._drag_start = (ev.position(), self._window)
+
+    def _move(self, ev: QMouseEvent, button: Qt.MouseButton | None) -> None:
+        if self.document.volume is None:
+            return
+        event = self._tool_event(ev)
+        if button == Qt.MouseButton.LeftButton:
+            self._tool.move(event)
+        elif button == Qt.MouseButton.MiddleButton and self._pan_last is not None:
+            self.pan_mm(self._pan_last.x() - event.x_mm, self._pan_last.y() - event.y_mm)
+        elif button == Qt.MouseButton.RightButton and self._drag_start is not None:
+            start, window = self._drag_start
+            delta = ev.position() - start
+            self.set_window(window.dragged(delta.x(), delta.y()))
+        elif button is None:
+            self._tool.hover(event)
+        self.cursor_moved.emit(self.cursor_info_at(event.col, event.row))
+
+    def _release(self, ev: QMouseEvent, button: Qt.MouseButton) -> None:
+        if self.document.volume is None:
+            return
+        if button == Qt.MouseButton.LeftButton:
+            self._tool.release(self._tool_event(ev))
+        self._pan_last = None
+        self._drag_start = None
+
+    # -- keyboard -----------------------------------------------------------------------------------
+    def keyPressEvent(self, ev: QKeyEvent) -> None:
+        volume = self.document.volume
+        if volume is None:
+            return super().keyPressEvent(ev)
+        page = max(1, volume.shape[0] // 10)
+        key = ev.key()
+        moves = {
+            Qt.Key.Key_Up: -1,
+            Qt.Key.Key_Left: -1,
+            Qt.Key.Key_Down: 1,
+            Qt.Key.Key_Right: 1,
+            Qt.Key.Key_PageUp: -page,
+            Qt.Key.Key_PageDown: page,
+        }
+        if key in moves:
+            self.step(moves[key])
+        elif key == Qt.Key.Key_Home:
+            self.set_slice(0)
+        elif key == Qt.Key.Key_End:
+            self.set_slice(volume.shape[0] - 1)
+        else:
+            return super().keyPressEvent(ev)
+        ev.accept()
