@@ -137,7 +137,9 @@ class _Canvas(pg.GraphicsView):
 
     def resizeEvent(self, ev) -> None:
         super().resizeEvent(ev)
-        self._owner._place_texts()
+        owner = getattr(self, "_owner", None)  # pyqtgraph resizes once inside its own __init__
+        if owner is not None and hasattr(owner, "_letters"):
+            owner._place_texts()
 
 
 class SliceView(QWidget):
@@ -337,12 +339,14 @@ class SliceView(QWidget):
         self.slider.setPageStep(max(1, z // 10))
         self.slider.setValue(self._slice)
         self.slider.blockSignals(False)
+        # Both items must hold an image of the new size before setRect: pyqtgraph turns the rectangle
+        # into a scale of the item's *current* image, so a stale 1x1 overlay would be scaled 500-fold.
         self._draw_image()
+        self._update_lut()
+        self._draw_overlay()
         rect = QRectF(0, 0, w * sx, h * sy)
         self.image_item.setRect(rect)
         self.overlay_item.setRect(rect)
-        self._update_lut()
-        self._draw_overlay()
         self._update_orientation()
         self._update_position_text()
         self._update_window_text()

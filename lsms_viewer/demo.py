@@ -1,0 +1,162 @@
+"""The demo study: the shipped demo case and weights when installed, a synthetic abdomen otherwise (no Qt).
+
+``--demo`` must work in every copy of the project, including one where the demo case
+(``resources/demo/ct.nii.gz`` + ``demo.json``) or the trained demo weights
+(``resources/models/lsms-t-demo``) are not there yet. ``find_demo()`` says exactly what it found, so the
+window can tell the user what they are looking at instead of pretending.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lsms_core.volume import Volume
+
+DEFAULT_EXPRESSION = "the smaller low-density nodule in the right lobe"
+
+
+@dataclass
+class DemoSetup:
+    """What ``--demo`` opens: a volume (or its path), an expression, a checkpoint and notes for the user."""
+
+    ct_path: Path | None  # the installed demo case; None = synthetic volume
+    expression: str
+    checkpoint: Path | None  # None = no checkpoint anywhere: segmentation is unavailable
+    checkpoint_is_demo: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.ct_path is not None and self.checkpoint_is_demo
+
+
+def _resources() -> Path:
+    from lsms_core.resources import resources_dir
+
+    return resources_dir()
+
+
+def newest_checkpoint(models_dir: Path) -> Path | None:
+    """The most recently written checkpoint folder (model.safetensors + config.json) under ``models_dir``."""
+    if not models_dir.is_dir():
+        return None
+    candidates = [
+        d for d in models_dir.iterdir() if (d / "model.safetensors").is_file() and (d / "config.json").is_file()
+    ]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda d: (d / "model.safetensors").stat().st_mtime)
+
+
+def find_demo(resources: Path | None = None) -> DemoSetup:
+    """Locate the demo case and weights, falling back as the issue asks (and saying so in ``notes``)."""
+    from lsms_core.checkpoint import DEMO_NAME
+
+    resources = resources or _resources()
+    notes: list[str] = []
+    ct_path: Path | None = resources / "demo" / "ct.nii.gz"
+    expression = DEFAULT_EXPRESSION
+    recipe = resources / "demo" / "demo.json"
+    if ct_path.is_file():
+        if recipe.is_file():
+            try:
+                expression = str(json.loads(recipe.read_text(encoding="utf-8")).get("expression") or expression)
+            except (OSError, ValueError) as exc:
+                notes.append(f"{recipe}: unreadable demo recipe ({exc}); using the default expression")
+    else:
+        notes.append(
+            f"The demo case is not installed ({ct_path} is missing): showing a synthetic abdomen phantom instead."
+        )
+        ct_path = None
+
+    models = resources / "models"
+    demo_weights = models / DEMO_NAME
+    if (demo_weights / "model.safetensors").is_file():
+        checkpoint, is_demo = demo_weights, True
+    else:
+        checkpoint, is_demo = newest_checkpoint(models), False
+        if checkpoint is None:
+            notes.append(
+                f"No model weights are installed ({demo_weights} is missing): segmentation is unavailable; "
+                "load a checkpoint with Tools ▸ Load checkpoint… or start with --checkpoint DIR."
+            )
+        else:
+            notes.append(
+                f"The demo weights are not installed: using the newest checkpoint found, {checkpoint.name}."
+            )
+    return DemoSetup(ct_path, expression, checkpoint, is_demo, notes)
+
+
+def synthetic_abdomen(
+    shape: tuple[int, int, int] = (48, 384, 384),
+    spacing: tuple[float, float, float] = (0.9, 0.9, 2.5),
+    seed: int = 0,
+) -> tuple[Volume, dict[str, np.ndarray]]:
+    """An abdomen-like CT phantom in radiological layout, and the exact masks of its two liver lesions.
+
+    Columns run from the patient's right to left and rows from anterior to posterior (identity LPS
+    direction), so the liver appears on the left of the screen as in any radiology viewer. Returns
+    ``(volume, {"larger lesion": mask, "smaller lesion": mask})``; the masks are ground truth by
+    construction, which is what the screenshots and tests need.
+    """
+    z, h, w = shape
+    rng = np.random.default_rng(seed)
+    kk = ((np.arange(z, dtype=np.float32) + 0.5) / z)[:, None, None]
+    yy = ((np.arange(h, dtype=np.float32) - h / 2) / (h / 2))[None, :, None]
+    xx = ((np.arange(w, dtype=np.float32) - w / 2) / (w / 2))[None, None, :]
+
+    def ellipse(cx, cy, rx, ry):
+        return ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0
+
+    array = np.full(shape, -1000.0, np.float32)
+    body = np.broadcast_to(ellipse(0, 0.02, 0.86, 0.64), shape)
+    array[body] = -95.0
+    array[np.broadcast_to(ellipse(0, 0.02, 0.8, 0.57), shape)] = 38.0
+    # The liver grows and shrinks along z like a real one cut axially; patient right = screen left.
+    liver_r = 0.26 + 0.08 * np.sin(np.pi * kk)
+    liver = ((xx + 0.36) / liver_r) ** 2 + ((yy + 0.06) / (liver_r * 0.95)) ** 2 <= 1.0
+    array[liver] = 62.0
+    spleen = (((xx - 0.5) / 0.13) ** 2 + ((yy - 0.05) / 0.2) ** 2 <= 1.0) & (kk > 0.35)
+    array[spleen] = 48.0
+    for side in (-1, 1):
+        array[np.broadcast_to(ellipse(side * 0.3, 0.24, 0.09, 0.13), shape) & (kk < 0.7)] = 32.0
+    array[np.broadcast_to(ellipse(0, 0.4, 0.1, 0.09), shape)] = 650.0
+    array[np.broadcast_to(ellipse(0, 0.4, 0.055, 0.05), shape)] = 220.0
+    array[np.broadcast_to(ellipse(0.06, 0.14, 0.055, 0.055), shape)] = 170.0  # aorta with contrast
+    array[np.broadcast_to(ellipse(-0.08, 0.12, 0.05, 0.06), shape)] = 120.0  # vena cava
+    # Air in the colon and stomach gives the lung/bone windows something to show.
+    array[np.broadcast_to(ellipse(0.25, -0.3, 0.09, 0.06), shape)] = -850.0
+
+    sx, sy, sz = spacing
+    lesions = {}
+    # Spheres in millimetres so they stay round whatever the spacing: (centre x, y, z in voxels, radius mm).
+    for name, (ci, cj, ck, radius, hu) in {
+        "larger lesion": (0.30 * w, 0.40 * h, 0.50 * z, 22.0, 12.0),
+        "smaller lesion": (0.18 * w, 0.52 * h, 0.55 * z, 9.0, 18.0),
+    }.items():
+        kz = np.arange(z)[:, None, None]
+        jy = np.arange(h)[None, :, None]
+        ix = np.arange(w)[None, None, :]
+        inside = ((ix + 0.5 - ci) * sx) ** 2 + ((jy + 0.5 - cj) * sy) ** 2 + ((kz + 0.5 - ck) * sz) ** 2
+        mask = inside <= radius**2
+        array[mask] = hu
+        lesions[name] = mask
+
+    # Half-resolution noise upsampled: spatially correlated like real CT noise, only inside the body.
+    noise = rng.normal(0.0, 11.0, (z, h // 2 + 1, w // 2 + 1)).astype(np.float32)
+    noise = np.repeat(np.repeat(noise, 2, axis=1), 2, axis=2)[:, :h, :w]
+    array += noise * body
+    array = np.round(array).astype(np.int16)
+    origin = (-(w * sx) / 2.0, -(h * sy) / 2.0, -(z * sz) / 2.0)
+    volume = Volume(
+        array,
+        spacing,
+        origin,
+        np.eye(3),
+        meta={"modality": "CT", "series_description": "Synthetic abdomen phantom"},
+    )
+    return volume, lesions

@@ -1,0 +1,190 @@
+"""The expression bar under the image: words, scope (this slice / a range / the whole volume), Run, progress.
+
+It only collects what the user asks for and shows progress; the main window starts the worker.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QStringListModel, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QCompleter,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+SCOPES = (("slice", "This slice"), ("range", "Slices"), ("volume", "Whole volume"))
+_MAX_HISTORY = 50
+
+
+class ExpressionBar(QWidget):
+    """Emits ``run_requested(expression, scope)`` on Enter or Segment; ``cancel_requested`` on Cancel."""
+
+    run_requested = Signal(str, str)
+    cancel_requested = Signal()
+    rerun_cleared = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._history: list[str] = []
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText("Describe the lesion, e.g. “the smaller low-density nodule in the right "
+                                     "lobe”, and press Enter")
+        self.edit.setClearButtonEnabled(True)
+        self.edit.returnPressed.connect(self._submit)
+        self._completer_model = QStringListModel(self)
+        completer = QCompleter(self._completer_model, self)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.edit.setCompleter(completer)
+
+        self.scope = QComboBox()
+        for key, title in SCOPES:
+            self.scope.addItem(title, key)
+        self.scope.setToolTip("Which axial slices the model segments")
+        self.scope.currentIndexChanged.connect(self._scope_changed)
+        self.range_from = QSpinBox()
+        self.range_to = QSpinBox()
+        for box, tip in ((self.range_from, "First slice (inclusive)"), (self.range_to, "Last slice (inclusive)")):
+            box.setRange(1, 1)
+            box.setToolTip(tip)
+            box.setKeyboardTracking(False)
+        self.range_dash = QLabel("–")
+        self.run_button = QPushButton("Segment")
+        self.run_button.setDefault(True)
+        self.run_button.setToolTip("Run the model on the chosen slices (Enter)")
+        self.run_button.clicked.connect(self._submit)
+
+        self.rerun_chip = QToolButton()
+        self.rerun_chip.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.rerun_chip.setToolTip("Running will replace this label's mask; click to make a new label instead")
+        self.rerun_chip.setStyleSheet("QToolButton { background: #3b4a5a; color: #e8eef4; border-radius: 3px; "
+                                      "padding: 2px 6px; }")
+        self.rerun_chip.clicked.connect(self.clear_rerun)
+        self.rerun_chip.hide()
+
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setMaximumWidth(260)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop after the current batch (Esc); existing labels are kept")
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.cancel_button.hide()
+        self.message = QLabel("")
+        self.message.setStyleSheet("color: #9aa4ad;")
+
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.rerun_chip)
+        row.addWidget(self.edit, 1)
+        row.addWidget(self.scope)
+        row.addWidget(self.range_from)
+        row.addWidget(self.range_dash)
+        row.addWidget(self.range_to)
+        row.addWidget(self.run_button)
+        status = QHBoxLayout()
+        status.setContentsMargins(0, 0, 0, 0)
+        status.addWidget(self.message, 1)
+        status.addWidget(self.progress)
+        status.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.setSpacing(4)
+        layout.addLayout(row)
+        layout.addLayout(status)
+        self.rerun_label_id: int | None = None
+        self._scope_changed()
+
+    # -- scope -------------------------------------------------------------------------------------
+    @property
+    def current_scope(self) -> str:
+        return self.scope.currentData()
+
+    def set_scope(self, key: str) -> None:
+        index = self.scope.findData(key)
+        if index < 0:
+            raise ValueError(f"unknown scope {key!r}")
+        self.scope.setCurrentIndex(index)
+
+    def set_slice_count(self, count: int, current: int) -> None:
+        """A new volume: range limits in 1-based slice numbers, the range centred on ``current``."""
+        for box in (self.range_from, self.range_to):
+            box.setRange(1, max(1, count))
+        self.range_from.setValue(max(1, current + 1 - 5))
+        self.range_to.setValue(min(count, current + 1 + 5))
+
+    def slice_range(self) -> tuple[int, int]:
+        """[start, stop) 0-based from the spin boxes (in either order)."""
+        a, b = self.range_from.value(), self.range_to.value()
+        lo, hi = min(a, b), max(a, b)
+        return lo - 1, hi
+
+    def set_slice_range(self, start: int, stop: int) -> None:
+        self.range_from.setValue(start + 1)
+        self.range_to.setValue(stop)
+
+    def _scope_changed(self) -> None:
+        show = self.current_scope == "range"
+        for widget in (self.range_from, self.range_dash, self.range_to):
+            widget.setVisible(show)
+
+    # -- re-run ------------------------------------------------------------------------------------
+    def set_rerun(self, label_id: int, name: str, expression: str) -> None:
+        self.rerun_label_id = label_id
+        self.rerun_chip.setText(f"Replacing “{name}” ✕")
+        self.rerun_chip.show()
+        self.edit.setText(expression)
+        self.edit.setFocus()
+        self.edit.selectAll()
+
+    def clear_rerun(self) -> None:
+        if self.rerun_label_id is not None:
+            self.rerun_label_id = None
+            self.rerun_chip.hide()
+            self.rerun_cleared.emit()
+
+    # -- running -----------------------------------------------------------------------------------
+    def _submit(self) -> None:
+        text = " ".join(self.edit.text().split())
+        if not text:
+            self.show_message("Type what to segment first.", error=True)
+            return
+        if not self.run_button.isEnabled():
+            return
+        self.remember(text)
+        self.run_requested.emit(text, self.current_scope)
+
+    def remember(self, text: str) -> None:
+        if text in self._history:
+            self._history.remove(text)
+        self._history.insert(0, text)
+        del self._history[_MAX_HISTORY:]
+        self._completer_model.setStringList(self._history)
+
+    def set_busy(self, busy: bool, total: int = 0, cancellable: bool = True) -> None:
+        self.run_button.setEnabled(not busy)
+        self.scope.setEnabled(not busy)
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy and cancellable)
+        self.cancel_button.setEnabled(True)
+        if busy:
+            self.progress.setRange(0, 0)  # busy indicator until the first batch reports
+            self.progress.setFormat("loading…")
+            self._total = total
+
+    def set_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{done} / {total} slices")
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        self.message.setStyleSheet("color: #e07a5f;" if error else "color: #9aa4ad;")
+        self.message.setText(text)
