@@ -44,7 +44,11 @@ def is_out_of_memory(exc: BaseException) -> bool:
         return True
     if isinstance(exc, (RuntimeError, MemoryError)):
         text = str(exc).lower()
-        return "out of memory" in text or "can't allocate memory" in text or isinstance(exc, MemoryError)
+        # oneDNN reports a failed scratchpad allocation as "could not create a primitive" (without
+        # "descriptor", which would mean an unsupported layout instead).
+        onednn = "could not create a primitive" in text and "descriptor" not in text
+        return ("out of memory" in text or "can't allocate memory" in text or onednn
+                or isinstance(exc, MemoryError))
     return False
 
 

@@ -55,6 +55,8 @@ class TextEncoder:
         self.hidden_size = int(model.config.hidden_size)
         self._cache: OrderedDict[str, tuple] = OrderedDict()
         self._cache_size = cache_size
+        self._hits = 0
+        self._misses = 0
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike | None = None, token_length: int = 32,
@@ -125,6 +127,8 @@ class TextEncoder:
             expressions = [expressions]
         texts = [self.clean(e) for e in expressions]
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        self._misses += len(missing)
+        self._hits += len(texts) - len(missing)
         if missing:
             tokens = self.tokenize(missing)
             with torch.inference_mode():
@@ -154,4 +158,5 @@ class TextEncoder:
             self._cache.popitem(last=False)
 
     def cache_info(self) -> dict:
-        return {"entries": len(self._cache), "max": self._cache_size}
+        return {"entries": len(self._cache), "max": self._cache_size, "hits": self._hits,
+                "misses": self._misses}
