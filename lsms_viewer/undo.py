@@ -335,6 +335,18 @@ class UndoHistory:
         self.changed.emit("redo")
         return entry.description
 
+    def merge_last(self, count: int = 2, description: str | None = None) -> bool:
+        """Fold the newest ``count`` steps into one (e.g. a model run and the rename that followed it)."""
+        self.flush()
+        if self._batch_depth or count < 2 or len(self._undo) < count:
+            return False
+        steps = self._undo[-count:]
+        del self._undo[-count:]
+        merged = UndoEntry(description or steps[0].description, [p for e in steps for p in e.parts])
+        self._undo.append(merged)
+        self.changed.emit("merge")
+        return True
+
     def clear(self) -> None:
         self._undo.clear()
         self._redo.clear()

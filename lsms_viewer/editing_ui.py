@@ -1,0 +1,354 @@
+"""Editing, measuring, annotating and autosave, attached to the main window in one call.
+
+``attach_editing(window)`` is called at the end of ``MainWindow.__init__``. It only uses the window's
+public surface (``document``, ``slice_view``, ``menus``, ``toolbar``, ``statusBar()``, ``add_dock``,
+``current_slice()``, and the ``segmentation_applied`` signal when present) and returns the
+:class:`EditingController`, also stored as ``window.editing``.
+
+What it adds:
+- Edit menu: Undo/Redo (Ctrl+Z, Ctrl+Shift+Z and Ctrl+Y) naming the step, fill holes, clear slice,
+  interpolate; toolbar: Pan, Brush (B), Eraser (E), Fill (F), Keep piece (K), Remove piece (Shift+K).
+- An "Editing" dock: brush radius in mm ([ and ] change it), the threshold limit (HU range, default the
+  current window), 3D pieces.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lsms_viewer.editing import EditError, clear_slice, fill_holes, interpolate_between
+from lsms_viewer.editing.slice_tools import (
+    MAX_RADIUS_MM,
+    MIN_RADIUS_MM,
+    BrushTool,
+    EditContext,
+    EditSettings,
+    FillTool,
+    PieceTool,
+)
+from lsms_viewer.undo import UndoHistory
+
+RADIUS_STEPS_MM = (0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 75, 100)
+
+
+class EditingPanel(QWidget):
+    """Brush size, threshold limit and piece options, plus the one-shot slice operations."""
+
+    def __init__(self, controller: EditingController, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        settings = controller.context.settings
+
+        self.radius = QDoubleSpinBox()
+        self.radius.setRange(MIN_RADIUS_MM, MAX_RADIUS_MM)
+        self.radius.setDecimals(1)
+        self.radius.setSingleStep(0.5)
+        self.radius.setSuffix(" mm")
+        self.radius.setValue(settings.radius_mm)
+        self.radius.setToolTip("Brush and eraser radius in millimetres ([ and ] change it)")
+        self.radius.valueChanged.connect(self._on_radius)
+
+        self.threshold = QCheckBox("Limit to HU range")
+        self.threshold.setToolTip("Brush and fill only touch voxels whose HU lies in the range")
+        self.threshold.toggled.connect(self._on_threshold)
+        self.hu_low, self.hu_high = QDoubleSpinBox(), QDoubleSpinBox()
+        for box in (self.hu_low, self.hu_high):
+            box.setRange(-3000, 5000)
+            box.setDecimals(0)
+            box.setSingleStep(10)
+            box.setSuffix(" HU")
+            box.valueChanged.connect(self._on_hu_range)
+        self.from_window = QPushButton("From window")
+        self.from_window.setToolTip("Use the current display window (level ± width/2)")
+        self.from_window.clicked.connect(self.use_window)
+        hu_row = QHBoxLayout()
+        hu_row.addWidget(self.hu_low)
+        hu_row.addWidget(QLabel("to"))
+        hu_row.addWidget(self.hu_high)
+        hu_row.addWidget(self.from_window)
+
+        self.three_d = QCheckBox("Pieces are 3D lesions (else: this slice)")
+        self.three_d.setToolTip("Keep/remove piece works on the connected lesion through all slices")
+        self.three_d.toggled.connect(lambda on: setattr(settings, "three_d", bool(on)))
+
+        brush_box = QGroupBox("Brush")
+        form = QFormLayout(brush_box)
+        form.addRow("Radius", self.radius)
+        form.addRow(self.threshold)
+        form.addRow(hu_row)
+        form.addRow(self.three_d)
+
+        ops = QGroupBox("Active label")
+        ops_layout = QVBoxLayout(ops)
+        for action in controller.slice_actions:
+            button = QPushButton(action.text().replace("&", ""))
+            button.setToolTip(action.toolTip())
+            button.clicked.connect(action.trigger)
+            ops_layout.addWidget(button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(brush_box)
+        layout.addWidget(ops)
+        layout.addStretch(1)
+        self.use_window()
+        self._on_threshold(False)
+
+    def use_window(self) -> None:
+        low, high = self.controller.window.slice_view.window.levels
+        for box, value in ((self.hu_low, low), (self.hu_high, high)):
+            box.blockSignals(True)
+            box.setValue(value)
+            box.blockSignals(False)
+        self._on_hu_range()
+
+    def _on_radius(self, value: float) -> None:
+        self.controller.context.settings.radius_mm = float(value)
+
+    def _on_threshold(self, on: bool) -> None:
+        self.controller.context.settings.threshold = bool(on)
+        for widget in (self.hu_low, self.hu_high, self.from_window):
+            widget.setEnabled(bool(on))
+
+    def _on_hu_range(self, *_args) -> None:
+        low, high = sorted((self.hu_low.value(), self.hu_high.value()))
+        self.controller.context.settings.hu_range = (float(low), float(high))
+
+
+class EditingController(QObject):
+    """Owns the undo history, the tools and their actions for one main window."""
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.document = window.document
+        self.history = UndoHistory(self.document)
+        self.context = EditContext(self.document, self.history, EditSettings(), self.message)
+        self.tools = {
+            "brush": BrushTool(self.context),
+            "eraser": BrushTool(self.context, erase=True),
+            "fill": FillTool(self.context),
+            "keep": PieceTool(self.context, keep=True),
+            "remove": PieceTool(self.context, keep=False),
+        }
+        self._build_actions()
+        self.panel = EditingPanel(self)
+        self.dock = window.add_dock(self.panel, "Editing", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.history.changed.connect(self._update_actions)
+        self.document.events.volume_changed.connect(self._update_actions)
+        self.document.events.active_label_changed.connect(lambda _label: self._update_actions())
+        self.document.events.label_removed.connect(lambda _label: self._update_actions())
+        applied = getattr(window, "segmentation_applied", None)
+        if applied is not None:
+            applied.connect(self._on_segmentation_applied)
+        self._update_actions()
+
+    # -- actions ------------------------------------------------------------------------------------
+    def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:
+        action = QAction(text, self.window)
+        if isinstance(shortcut, (list, tuple)):
+            action.setShortcuts([QKeySequence(s) for s in shortcut])
+        elif shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        self.window.addAction(action)  # shortcuts work wherever the focus is in the window
+        return action
+
+    def _build_actions(self) -> None:
+        w = self.window
+        self.undo_action = self._action("&Undo", self.undo, QKeySequence.StandardKey.Undo, "Undo the last edit")
+        self.redo_action = self._action("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "Redo what was undone")
+        self.fill_holes_action = self._action("Fill &holes on this slice", self.fill_holes_slice, "Ctrl+H",
+                                              "Fill the holes of the active label on the current slice")
+        self.fill_holes_all_action = self._action("Fill holes on &all slices", self.fill_holes_all,
+                                                  tip="Fill the holes of the active label slice by slice")
+        self.clear_slice_action = self._action("&Clear slice", self.clear_current_slice, "Ctrl+Backspace",
+                                               "Remove the active label from the current slice")
+        self.interpolate_action = self._action(
+            "&Interpolate between edited slices", self.interpolate, "Ctrl+I",
+            "Fill the slices between the last two slices you drew on (or across the gap at this slice)")
+        self.slice_actions = [self.fill_holes_action, self.fill_holes_all_action, self.clear_slice_action,
+                              self.interpolate_action]
+        edit = w.menus["edit"]
+        first = edit.actions()[0] if edit.actions() else None
+        edit.insertAction(first, self.undo_action)
+        edit.insertAction(first, self.redo_action)
+        if first is not None:
+            edit.insertSeparator(first)
+        edit.addSeparator()
+        for action in self.slice_actions:
+            edit.addAction(action)
+
+        self.tool_group = QActionGroup(self.window)
+        self.tool_group.setExclusive(True)
+        specs = [
+            ("pan", "Pan", "H", "Left-drag pans (the middle button always pans)"),
+            ("brush", "Brush", "B", "Paint the active label (Shift erases; [ ] size)"),
+            ("eraser", "Eraser", "E", "Erase the active label"),
+            ("fill", "Fill", "F", "Fill the region inside the label's outline on this slice"),
+            ("keep", "Keep piece", "K", "Click a piece of the label to keep only it (Ctrl: 3D)"),
+            ("remove", "Remove piece", "Shift+K", "Click a piece of the label to remove it (Ctrl: 3D)"),
+        ]
+        self.tool_actions: dict[str, QAction] = {}
+        w.toolbar.addSeparator()
+        w.toolbar.addAction(self.undo_action)
+        w.toolbar.addAction(self.redo_action)
+        w.toolbar.addSeparator()
+        tools_menu = w.menus["tools"]
+        tools_menu.addSeparator()
+        for key, text, shortcut, tip in specs:
+            action = self._action(text, lambda _=False, k=key: self.set_tool(k), shortcut,
+                                  f"{text} ({shortcut}): {tip}", checkable=True)
+            self.tool_group.addAction(action)
+            w.toolbar.addAction(action)
+            tools_menu.addAction(action)
+            self.tool_actions[key] = action
+        self.tool_actions["pan"].setChecked(True)
+        self.smaller_action = self._action("Smaller brush", lambda: self.step_radius(-1), "[")
+        self.larger_action = self._action("Larger brush", lambda: self.step_radius(1), "]")
+
+    def set_tool(self, key: str) -> None:
+        """Give the left button to a tool: pan, brush, eraser, fill, keep, remove."""
+        self.window.slice_view.set_tool(self.tools.get(key))
+        self.tool_actions[key].setChecked(True)
+
+    @property
+    def active_tool(self) -> str:
+        tool = self.window.slice_view.tool
+        return next((k for k, t in self.tools.items() if t is tool), "pan")
+
+    def step_radius(self, direction: int) -> None:
+        r = self.context.settings.radius_mm
+        if direction > 0:
+            bigger = [s for s in RADIUS_STEPS_MM if s > r + 1e-6]
+            r = bigger[0] if bigger else MAX_RADIUS_MM
+        else:
+            smaller = [s for s in RADIUS_STEPS_MM if s < r - 1e-6]
+            r = smaller[-1] if smaller else MIN_RADIUS_MM
+        self.panel.radius.setValue(r)
+        self.message(f"Brush radius {r:g} mm")
+
+    def message(self, text: str) -> None:
+        self.window.statusBar().showMessage(text, 5000)
+
+    def _update_actions(self, *_args) -> None:
+        h = self.history
+        self.undo_action.setEnabled(h.can_undo)
+        self.redo_action.setEnabled(h.can_redo)
+        self.undo_action.setText(f"&Undo {h.undo_text}" if h.can_undo else "&Undo")
+        self.redo_action.setText(f"&Redo {h.redo_text}" if h.can_redo else "&Redo")
+        self.undo_action.setIconText("Undo")
+        self.redo_action.setIconText("Redo")
+        has_label = self.document.active_label is not None
+        for action in self.slice_actions:
+            action.setEnabled(has_label)
+        for action in self.tool_actions.values():
+            action.setEnabled(self.document.volume is not None)
+
+    # -- undo ---------------------------------------------------------------------------------------
+    def undo(self) -> None:
+        what = self.history.undo()
+        self.message(f"Undone: {what}" if what else "Nothing to undo")
+
+    def redo(self) -> None:
+        what = self.history.redo()
+        self.message(f"Redone: {what}" if what else "Nothing to redo")
+
+    def _on_segmentation_applied(self, label_id: int, _previous) -> None:
+        # A re-run that also renamed the label arrives as two steps (run, rename): one Ctrl+Z for both.
+        h = self.history
+        h.flush()
+        steps = h._undo
+        if len(steps) >= 2 and steps[-2].description.startswith("model run") \
+                and steps[-1].description.startswith("change name") and steps[-1].label_ids == {label_id}:
+            h.merge_last(2)
+
+    # -- one-shot operations on the active label ------------------------------------------------------
+    def _active(self):
+        label = self.document.active_label
+        if label is None:
+            self.message("No active label: select one in the label list")
+        return label
+
+    def _apply(self, description: str, make_change) -> bool:
+        label = self._active()
+        if label is None:
+            return False
+        try:
+            change = make_change(label)
+        except EditError as exc:
+            self.message(str(exc))
+            return False
+        if change.empty:
+            self.message(f"{description}: nothing to change")
+            return False
+        with self.history.batch(description):
+            self.context.apply(label, change)
+        self.message(f"{description}: {change.changed_voxels:,} voxels")
+        return True
+
+    def fill_holes_slice(self) -> bool:
+        z = self.window.current_slice()
+        return self._apply("fill holes", lambda label: fill_holes(label.mask, z=z))
+
+    def fill_holes_all(self) -> bool:
+        return self._apply("fill holes (all slices)", lambda label: fill_holes(label.mask))
+
+    def clear_current_slice(self) -> bool:
+        z = self.window.current_slice()
+        return self._apply("clear slice", lambda label: clear_slice(label.mask, z))
+
+    def interpolation_keys(self, label) -> tuple[int, int] | None:
+        """The two key slices to interpolate between: the last two slices drawn by hand (at least one
+        slice apart), else the nearest slices holding the label on both sides of the current one."""
+        edited = [z for z in self.context.edited_slices.get(label.id, []) if label.mask[z].any()]
+        if len(edited) >= 2:
+            a = edited[-1]
+            others = [z for z in reversed(edited[:-1]) if abs(z - a) >= 2]
+            if others:
+                return tuple(sorted((a, others[0])))
+        z = self.window.current_slice()
+        filled = np.flatnonzero(label.mask.any(axis=(1, 2)))
+        below, above = filled[filled < z], filled[filled > z]
+        if below.size and above.size:
+            return int(below[-1]), int(above[0])
+        return None
+
+    def interpolate(self) -> bool:
+        label = self._active()
+        if label is None:
+            return False
+        keys = self.interpolation_keys(label)
+        if keys is None:
+            self.message("Draw the label on two slices (with empty slices between them), then interpolate")
+            return False
+        sx, sy, _ = self.document.volume.spacing
+        done = self._apply(f"interpolate slices {keys[0] + 1}–{keys[1] + 1}",
+                           lambda lab: interpolate_between(lab.mask, keys[0], keys[1], (sy, sx)))
+        return done
+
+
+def attach_editing(window) -> EditingController:
+    """Add the editing tools to a main window (idempotent); returns the controller."""
+    existing = getattr(window, "editing", None)
+    if isinstance(existing, EditingController):
+        return existing
+    controller = EditingController(window)
+    window.editing = controller
+    return controller
