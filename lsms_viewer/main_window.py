@@ -476,6 +476,11 @@ class MainWindow(QMainWindow):
     def is_segmenting(self) -> bool:
         return self._run is not None
 
+    @property
+    def current_run(self) -> SegmentationRun | None:
+        """The run in progress (its ``worker`` emits progress), or None."""
+        return self._run
+
     def cancel_segmentation(self) -> None:
         if self._run is not None:
             self._run.cancel()

@@ -1,0 +1,160 @@
+"""Segmenting by words in the worker thread, re-running, cancelling, errors, and exporting the result."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtTest import QTest
+
+from lsms_viewer.main_window import MainWindow
+from lsms_viewer.workers import EngineHost
+
+WORDS = "the smaller low-density nodule in the right lobe"
+
+
+@pytest.fixture
+def seg_window(qtbot, engine, study):
+    win = MainWindow(engine=engine)
+    qtbot.addWidget(win)
+    win.show()
+    win.set_volume(study[0])
+    return win
+
+
+def _run(win: MainWindow, qtbot, words: str, scope: str, timeout: int = 60000) -> str:
+    with qtbot.waitSignal(win.segmentation_done, timeout=timeout) as blocker:
+        win.expression_bar.set_scope(scope)
+        win.expression_bar.edit.setText(words)
+        QTest.keyClick(win.expression_bar.edit, Qt.Key.Key_Return)
+    return blocker.args[0]
+
+
+def test_enter_runs_the_model_in_a_worker_and_adds_a_label(seg_window, qtbot, engine):
+    win = seg_window
+    volume = win.document.volume
+    k = win.current_slice()
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(win.is_segmenting()))
+    timer.start(5)
+    assert _run(win, qtbot, WORDS, "slice") == "finished"
+    timer.stop()
+    # The event loop ran timers while the worker was busy: the window never froze.
+    assert sum(ticks) >= 2
+
+    labels = win.document.labels
+    assert len(labels) == 1
+    label = labels[0]
+    expected = engine.segmenter.predict(volume.array[k], WORDS, threshold=engine.threshold).masks
+    assert np.array_equal(label.mask[k], expected)
+    assert expected.any() and not label.mask[np.arange(volume.shape[0]) != k].any()
+    assert label.expression == WORDS
+    assert label.run.slices == (k, k + 1) and label.run.device == "cpu" and label.run.trained is False
+    assert np.array_equal(win.slice_view.overlay_image() > 0, expected)
+    table = win.label_panel.table
+    assert table.rowCount() == 1 and table.item(0, 2).text() == WORDS
+    assert table.item(0, 3).text().endswith("s · cpu")
+    assert "untrained" in win.expression_bar.message.text()
+    assert "cpu" in win.device_label.text()
+
+
+def test_rerun_with_edited_words_replaces_the_mask(seg_window, qtbot, engine):
+    win = seg_window
+    volume = win.document.volume
+    win.expression_bar.set_slice_range(3, 6)
+    assert _run(win, qtbot, WORDS, "range") == "finished"
+    label = win.document.labels[0]
+    assert label.run.slices == (3, 6)
+    assert label.mask[3:6].any() and not label.mask[:3].any() and not label.mask[6:].any()
+
+    applied = []
+    win.segmentation_applied.connect(lambda label_id, previous: applied.append((label_id, previous)))
+    win.label_panel.table.selectRow(0)
+    win.label_panel.rerun_button.click()
+    assert win.expression_bar.rerun_label_id == label.id
+    assert win.expression_bar.current_scope == "range" and win.expression_bar.slice_range() == (3, 6)
+    new_words = "the larger hypodense lesion in segment VIII"
+    before = label.mask.copy()
+    with qtbot.waitSignal(win.segmentation_done, timeout=60000):
+        win.expression_bar.edit.setText(new_words)
+        QTest.keyClick(win.expression_bar.edit, Qt.Key.Key_Return)
+    assert len(win.document.labels) == 1  # replaced, not added
+    assert label.expression == new_words and label.name.startswith("the larger hypodense")
+    expected = engine.segmenter.predict(volume.array[3:6], new_words, threshold=engine.threshold).masks
+    assert np.array_equal(label.mask[3:6], expected)
+    assert applied and applied[0][0] == label.id and np.array_equal(applied[0][1], before)
+    assert win.expression_bar.rerun_label_id is None
+
+
+def test_cancel_a_whole_volume_run_keeps_existing_labels(seg_window, qtbot, study):
+    win = seg_window
+    existing = win.document.add_label(study[1]["larger lesion"], expression="drawn by hand")
+
+    with qtbot.waitSignal(win.segmentation_started):
+        win.expression_bar.set_scope("volume")
+        win.expression_bar.edit.setText(WORDS)
+        win.expression_bar.run_button.click()
+    run = win.current_run
+    assert win.expression_bar.cancel_button.isVisible() and win.expression_bar.progress.isVisible()
+    # Cancel as soon as the first batch reports progress (12 slices, batches of 4 on the CPU).
+    run.worker.progress.connect(lambda done, total: win.expression_bar.cancel_button.click())
+    with qtbot.waitSignal(win.segmentation_done, timeout=60000) as blocker:
+        pass
+    assert blocker.args[0] == "cancelled"
+    assert win.document.labels == [existing]
+    assert "Cancelled" in win.expression_bar.message.text()
+    assert not win.expression_bar.cancel_button.isVisible()
+    assert win.expression_bar.run_button.isEnabled()  # ready for the next run
+
+
+def test_a_broken_checkpoint_gives_a_message_not_a_crash(qtbot, study, tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "config.json").write_text("{not json")
+    (folder / "model.safetensors").write_bytes(b"\0" * 16)
+    win = MainWindow(engine=EngineHost(folder, device="cpu"))
+    qtbot.addWidget(win)
+    win.set_volume(study[0])
+    win.document.add_label(study[1]["smaller lesion"])
+    assert _run(win, qtbot, WORDS, "slice") == "failed"
+    title, message = win.last_error
+    assert title == "Segmentation failed" and "config.json" in message
+    assert len(win.document.labels) == 1
+    assert win.expression_bar.run_button.isEnabled()
+
+
+def test_no_checkpoint_says_how_to_get_one(window, study):
+    window.set_volume(study[0])
+    assert not window.segment(WORDS, "slice")
+    assert window.last_error[0] == "No model loaded" and "--checkpoint" in window.last_error[1]
+
+
+def test_export_and_reload_labels_on_the_ct_grid(seg_window, qtbot, study, tmp_path):
+    win = seg_window
+    volume, lesions = study
+    win.document.add_label(lesions["larger lesion"], expression="the larger lesion")
+    second = win.document.add_label(lesions["smaller lesion"], expression="the smaller lesion")
+    target = tmp_path / "labels.nii.gz"
+    assert win.export_labels(target)
+    image = nib.load(target)
+    data = np.asanyarray(image.dataobj)
+    assert image.get_data_dtype() == np.uint8
+    # A volume built in memory is written as it is: nibabel's (i, j, k) is our [k, j, i].
+    assert np.array_equal(data.transpose(2, 1, 0) == second.id, lesions["smaller lesion"])
+    assert np.allclose(image.affine, volume.affine_ras, atol=1e-4)
+    sidecar = json.loads((tmp_path / "labels.json").read_text())
+    assert [d["expression"] for d in sidecar["labels"]] == ["the larger lesion", "the smaller lesion"]
+
+    assert win.export_labels_separately(tmp_path, stem="case")
+    files = sorted(tmp_path.glob("case-*.nii.gz"))
+    assert [f.name for f in files] == ["case-01-the-larger-lesion.nii.gz", "case-02-the-smaller-lesion.nii.gz"]
+    one = np.asanyarray(nib.load(files[1]).dataobj).transpose(2, 1, 0)
+    assert np.array_equal(one == 1, lesions["smaller lesion"])
+
+    # Export never overwrites silently into a folder that does not exist; the user gets a message.
+    assert not win.export_labels(tmp_path / "missing" / "x.nii.gz")
+    assert win.last_error[0] == "Export failed" and "does not exist" in win.last_error[1]

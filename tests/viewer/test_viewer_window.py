@@ -1,0 +1,173 @@
+"""The main window on a synthetic study: scrolling, window/level, orientation, cursor read-out, overlay."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from lsms_core.volume import Volume
+from lsms_viewer import settings as user_settings
+from lsms_viewer.main_window import MainWindow, patient_position_text
+from lsms_viewer.overlay import EDGE_BIT
+from lsms_viewer.windowing import Window
+
+
+def _wheel(widget, notches: int, modifiers=Qt.KeyboardModifier.NoModifier):
+    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    event = QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(0, 0), QPoint(0, 120 * notches),
+                        Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget.viewport(), event)
+
+
+def _screen_point(win: MainWindow, col: float, row: float) -> QPoint:
+    """Viewport pixel of voxel (col, row) of the current slice."""
+    view = win.slice_view
+    sx, sy = win.document.volume.spacing[:2]
+    scene = view.view_box.mapViewToScene(QPointF(col * sx, row * sy))
+    return view.canvas.mapFromScene(scene)
+
+
+def test_open_study_shows_middle_slice_and_scrolls(window, study, qtbot):
+    volume, _ = study
+    window.set_volume(volume)
+    view = window.slice_view
+    assert view.current_slice == volume.shape[0] // 2
+    assert np.array_equal(view.image_item.image, volume.array[view.current_slice])
+    start = view.current_slice
+
+    _wheel(view.canvas, -2)  # wheel towards the user = next slices, as in PACS viewers
+    assert view.current_slice == start + 2
+    assert np.array_equal(view.image_item.image, volume.array[start + 2])
+    view.canvas.setFocus()
+    QTest.keyClick(view.canvas, Qt.Key.Key_Up)
+    assert view.current_slice == start + 1
+    QTest.keyClick(view.canvas, Qt.Key.Key_End)
+    assert view.current_slice == volume.shape[0] - 1
+    QTest.keyClick(view.canvas, Qt.Key.Key_PageUp)
+    assert view.current_slice == volume.shape[0] - 2
+    view.slider.setValue(3)
+    assert view.current_slice == 3
+    assert "Slice 4 / 12" in window.slice_label.text()
+    assert view.position_label.text().split()[0] == "4"
+
+
+def test_ctrl_wheel_zooms_and_reset_fits(window, study):
+    volume, _ = study
+    window.set_volume(volume)
+    view = window.slice_view
+    before = view.view_box.viewRect()
+    _wheel(view.canvas, 2, Qt.KeyboardModifier.ControlModifier)
+    zoomed = view.view_box.viewRect()
+    assert zoomed.width() < before.width() * 0.9
+    assert view.current_slice == volume.shape[0] // 2  # zooming never changes the slice
+    window.reset_view_action.trigger()
+    assert abs(view.view_box.viewRect().width() - before.width()) < 1e-6 * before.width() + 1e-3
+
+
+def test_pixels_have_their_physical_shape(window):
+    # 0.5 mm columns, 2 mm rows: one row must be drawn 4 times taller than one column is wide.
+    array = np.zeros((3, 20, 80), np.int16)
+    window.set_volume(Volume(array, (0.5, 2.0, 3.0), (0, 0, 0)))
+    a = _screen_point(window, 0, 0)
+    b = _screen_point(window, 40, 10)
+    assert b.x() - a.x() > 50
+    assert abs((b.x() - a.x()) - (b.y() - a.y())) <= 2  # 40 * 0.5 mm == 10 * 2 mm == 20 mm
+
+
+def test_radiological_orientation_letters(window, study):
+    volume, _ = study
+    window.set_volume(volume)
+    letters = {k: lab.text() for k, lab in window.slice_view._letters.items()}
+    # Identity LPS direction: column index runs to the patient's left, row index posterior.
+    assert letters == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
+    # A volume stored with flipped columns is shown with the letters that describe it honestly.
+    flipped = Volume(volume.array, volume.spacing, volume.origin, np.diag([-1.0, 1.0, 1.0]))
+    window.set_volume(flipped)
+    assert window.slice_view._letters["left"].text() == "L"
+
+
+def test_right_drag_changes_window_and_presets_restore_it(window, study, qtbot):
+    volume, _ = study
+    window.set_volume(volume)
+    view = window.slice_view
+    assert view.window == Window(400, 40)
+    viewport = view.canvas.viewport()
+    centre = QPoint(viewport.width() // 2, viewport.height() // 2)
+    QTest.mousePress(viewport, Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier, centre)
+    QTest.mouseMove(viewport, centre + QPoint(60, 30))
+    QTest.mouseRelease(viewport, Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier, centre + QPoint(60, 30))
+    assert view.window.width > 400 and view.window.level > 40
+    lo, hi = view.image_item.levels
+    assert (lo, hi) == view.window.levels
+
+    view.canvas.setFocus()
+    QTest.keyClick(view.canvas, Qt.Key.Key_3)  # lung preset shortcut
+    assert view.window == Window(1500, -600)
+    assert window.preset_actions["lung"].isChecked()
+    assert "Lung" in view._corners["bottom_right"].text()
+
+
+def test_default_preset_persists_between_runs(window, qtbot, isolated_settings):
+    window.apply_preset("liver")
+    window.save_default_preset()
+    assert user_settings.default_preset() == "liver"
+    second = MainWindow()
+    qtbot.addWidget(second)
+    assert second.slice_view.window == Window(150, 30)
+    assert list(isolated_settings.rglob("*.ini"))  # really written to disk
+
+
+def test_status_bar_shows_hu_and_patient_mm_under_the_cursor(window, study, qtbot):
+    volume, _ = study
+    window.set_volume(volume)
+    col, row = 30, 40
+    point = _screen_point(window, col + 0.5, row + 0.5)
+    QTest.mouseMove(window.slice_view.canvas.viewport(), point)
+    k = window.current_slice()
+    text = window.cursor_label.text()
+    assert f"{volume.array[k, row, col]:.0f} HU" in text
+    assert patient_position_text(volume.index_to_world((col, row, k))) in text
+    assert f"voxel ({col}, {row}, {k})" in text
+
+
+def test_patient_position_text_uses_anatomical_letters():
+    assert patient_position_text((-12.34, 5.0, -7.0)) == "12.3 R  5.0 P  7.0 I"
+
+
+def test_overlay_holds_label_and_follows_visibility_and_mode(window, study):
+    volume, lesions = study
+    window.set_volume(volume)
+    mask = lesions["larger lesion"]
+    k = int(np.argmax(mask.sum(axis=(1, 2))))
+    window.slice_view.set_slice(k)
+    label = window.document.add_label(mask, expression="the larger low-density lesion")
+    overlay = window.slice_view.overlay_image()
+    assert np.array_equal(overlay > 0, mask[k])
+    assert np.any(overlay == (label.id | EDGE_BIT)) and np.any(overlay == label.id)
+    lut = window.slice_view.overlay_item.lut
+    assert lut[label.id, 3] > 0  # filled
+    window.overlay_toggle_action.trigger()
+    lut = window.slice_view.overlay_item.lut
+    assert lut[label.id, 3] == 0 and lut[label.id | EDGE_BIT, 3] > 0  # outline only
+    assert user_settings.overlay_mode() == "outline"
+    window.document.update_label(label.id, visible=False)
+    assert not window.slice_view.overlay_image().any()
+    # The label panel lists it with its expression.
+    table = window.label_panel.table
+    assert table.rowCount() == 1
+    assert table.item(0, 2).text() == "the larger low-density lesion"
+    assert window.export_action.isEnabled()
+
+
+def test_dropping_an_unreadable_file_shows_an_error_and_keeps_the_study(window, study, tmp_path, qtbot):
+    volume, lesions = study
+    window.set_volume(volume)
+    window.document.add_label(lesions["smaller lesion"])
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"not a nifti file at all")
+    assert window.open_path(bad) is False
+    assert window.last_error is not None and window.last_error[0] == "Cannot open this study"
+    assert window.document.volume is volume and len(window.document.labels) == 1
