@@ -332,12 +332,14 @@ def scan_files(paths: Sequence[Path], progress: Progress = None, cancel: Cancel 
             notes.append(f"{path}: skipped, not a DICOM file")
             continue
         try:
-            ds = _read_header(path)
-            problem = _image_problem(ds)
-            if problem:
-                notes.append(f"{path}: skipped, {problem}")
-                continue
-            frames = _frames_of(path, ds)
+            with warnings.catch_warnings():  # pydicom warns on every odd value; we report what matters
+                warnings.simplefilter("ignore")
+                ds = _read_header(path)
+                problem = _image_problem(ds)
+                if problem:
+                    notes.append(f"{path}: skipped, {problem}")
+                    continue
+                frames = _frames_of(path, ds)
         except VolumeError as exc:
             notes.append(f"{path}: skipped, {exc.why}")
             continue
@@ -478,6 +480,26 @@ def _default_slice_step(info: SeriesInfo) -> float:
     value = _frame_attr(ds, 0, "PixelMeasuresSequence", "SliceThickness") if ds is not None else None
     value = _number(value, 0.0)
     return abs(value) if value > 0 else 1.0
+
+
+_MAX_FILLED_GAP = 5  # a larger hole is two separate blocks of slices, not a few lost files
+
+
+def _largest_block(frames, positions, normal, warn: list[str]):
+    """Split the stack where the step exceeds _MAX_FILLED_GAP missing slices; keep the largest block."""
+    if positions is None or len(frames) < 3:
+        return frames, positions
+    diffs = np.diff(positions @ normal)
+    base = float(np.median(diffs))
+    cuts = [n + 1 for n, d in enumerate(diffs) if d > (_MAX_FILLED_GAP + 1.5) * base]
+    if not cuts:
+        return frames, positions
+    bounds = [0, *cuts, len(frames)]
+    blocks = [(bounds[b], bounds[b + 1]) for b in range(len(bounds) - 1)]
+    start, stop = max(blocks, key=lambda b: (b[1] - b[0], -b[0]))
+    warn.append(f"the slices form {len(blocks)} separate blocks along the normal; kept the largest "
+                f"({stop - start} slices) and left out {len(frames) - (stop - start)}")
+    return frames[start:stop], positions[start:stop]
 
 
 def _lattice(frames, positions, normal, info: SeriesInfo, warn: list[str]):
@@ -691,6 +713,7 @@ def build_volume(info: SeriesInfo, what, progress: Progress = None, cancel: Canc
     if pixel[0] <= 0 or pixel[1] <= 0:
         warn.append(f"invalid PixelSpacing {[float(p) for p in pixel]}: 1 mm pixels assumed")
         pixel = (1.0, 1.0)
+    frames, positions = _largest_block(frames, positions, normal, warn)
     grid_index, count, step = _lattice(frames, positions, normal, info, warn)
     step_len = float(np.linalg.norm(step))
     if step_len <= 0:
