@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressBar,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -34,7 +35,7 @@ from lsms_viewer.views.expression_bar import ExpressionBar
 from lsms_viewer.views.label_panel import LabelPanel
 from lsms_viewer.views.slice_view import CursorInfo, SliceView
 from lsms_viewer.windowing import PRESETS, preset
-from lsms_viewer.workers import EngineHost, SegmentationRun, SegmentRequest, SegmentResult
+from lsms_viewer.workers import EngineHost, SegmentationRun, SegmentRequest, SegmentResult, TaskRun
 
 APP_TITLE = "LSMS Viewer"
 OPEN_FILTER = "CT volumes (*.nii *.nii.gz *.nrrd *.mha *.mhd *.dcm);;All files (*)"
@@ -53,6 +54,8 @@ class MainWindow(QMainWindow):
     segmentation_started = Signal()
     segmentation_done = Signal(str)  # "finished", "failed" or "cancelled": always emitted once per run
     volume_opened = Signal()
+    open_failed = Signal(str, str)
+    load_done = Signal()  # a background read ended (whatever the outcome)
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto",
                  threshold: float | None = None, engine: EngineHost | None = None,
@@ -67,6 +70,9 @@ class MainWindow(QMainWindow):
         self._device_choice = device
         self._threshold = threshold
         self._run: SegmentationRun | None = None
+        self._load: TaskRun | None = None
+        # (SeriesChoice, parent) -> UID or None; None = the standard dialog. Scripts and tests set it.
+        self.series_chooser = None
         self._run_started = 0.0
         self.last_error: tuple[str, str] | None = None  # (title, message) of the last error shown
         self._message_boxes: list[QMessageBox] = []
@@ -98,6 +104,11 @@ class MainWindow(QMainWindow):
         font.setFamily("monospace")
         self.cursor_label.setFont(font)
         self.statusBar().addWidget(self.cursor_label, 1)
+        self.load_progress = QProgressBar()
+        self.load_progress.setMaximumWidth(160)
+        self.load_progress.setTextVisible(False)
+        self.load_progress.hide()
+        self.statusBar().addPermanentWidget(self.load_progress)
         self.statusBar().addPermanentWidget(self.slice_label)
         self.statusBar().addPermanentWidget(self.device_label)
 
@@ -174,6 +185,8 @@ class MainWindow(QMainWindow):
         self.open_folder_action = self._action("Open DICOM &folder…", self.open_folder_dialog, "Ctrl+Shift+O",
                                                "Open a folder of DICOM files (searched recursively)")
         self.recent_menu = file_menu.addMenu("Open &recent")
+        self.import_action = self._action("&Import labels…", self.import_labels_dialog, "Ctrl+I",
+                                          "Add the labels of a mask file on this CT's grid (e.g. an earlier export)")
         self.export_action = self._action("&Export labels…", self.export_dialog, "Ctrl+E",
                                           "Save all labels as one multi-label NIfTI with a JSON sidecar")
         self.export_each_action = self._action("Export labels as &separate files…", self.export_each_dialog,
@@ -181,9 +194,9 @@ class MainWindow(QMainWindow):
         self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         for action in (self.open_action, self.open_folder_action):
             file_menu.addAction(action)
-        file_menu.insertMenu(None, self.recent_menu)
         file_menu.addMenu(self.recent_menu)
         file_menu.addSeparator()
+        file_menu.addAction(self.import_action)
         file_menu.addAction(self.export_action)
         file_menu.addAction(self.export_each_action)
         file_menu.addSeparator()
@@ -264,9 +277,12 @@ class MainWindow(QMainWindow):
         for action in (self.export_action, self.export_each_action):
             action.setEnabled(has_labels)
         for action in (self.reset_view_action, self.zoom_in_action, self.zoom_out_action,
-                       self.next_slice_action, self.prev_slice_action, self.focus_expression_action):
+                       self.next_slice_action, self.prev_slice_action, self.focus_expression_action,
+                       self.import_action):
             action.setEnabled(has_volume)
-        self.cancel_action.setEnabled(self._run is not None)
+        self.cancel_action.setEnabled(self._run is not None or self._load is not None)
+        for action in (self.open_action, self.open_folder_action):
+            action.setEnabled(self._load is None)
         can_run = has_volume and self.engine is not None and self._run is None
         self.expression_bar.run_button.setEnabled(can_run)
         self.expression_bar.edit.setEnabled(has_volume)
@@ -287,34 +303,106 @@ class MainWindow(QMainWindow):
         return str(Path(recent[0]).parent) if recent else str(Path.home())
 
     def open_path(self, path: str | Path, series: str | None = None) -> bool:
-        """Load a DICOM folder/file or a NIfTI/NRRD/MHA file; errors become a dialog. Returns success."""
-        from lsms_viewer.opening import choose_series, load_study
+        """Read a DICOM folder/file or a NIfTI/NRRD/MHA file in the background.
 
+        Returns False if a read is already running. Emits ``volume_opened`` on success and
+        ``open_failed(title, message)`` on failure (also shown as a dialog); the open study and its
+        labels stay untouched until the new volume is complete.
+        """
+        from lsms_viewer.opening import read_study
+
+        if self._load is not None:
+            self.statusBar().showMessage("Still reading the previous study…", 5000)
+            return False
         path = Path(path)
-        try:
-            if series is None:
-                series = choose_series(path, self)
-                if series == "":
-                    return False  # the user closed the chooser
-            QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-            try:
-                volume = load_study(path, series)
-            finally:
-                QApplication.restoreOverrideCursor()
-        except LSMSError as exc:
-            self.show_error("Cannot open this study", f"{exc.what}\n\n{exc.why}")
-            return False
-        except Exception as exc:  # a loader bug must not take the labels of the open study with it
-            self.show_error("Cannot open this study", f"{path}\n\n{type(exc).__name__}: {exc}")
-            return False
-        self.set_volume(volume)
+        run = TaskRun(lambda progress, cancel: read_study(path, series, progress, cancel),
+                      "Cannot open this study", self)
+        run.context = path
+        # Bound methods of this QObject, never lambdas: PySide then queues the calls into the GUI thread
+        # (a lambda would run in the worker's thread and touch widgets from there).
+        run.worker.progress.connect(self._load_progress)
+        run.worker.finished.connect(self._on_loaded)
+        run.worker.failed.connect(self._on_load_failed)
+        run.worker.cancelled.connect(self._on_load_cancelled)
+        run.thread.finished.connect(self._on_load_thread_finished)
+        self._load = run
+        self.load_progress.setRange(0, 0)
+        self.load_progress.show()
+        self.statusBar().showMessage(f"Reading {path.name}…")
+        QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
+        self._update_actions()
+        run.start()
+        return True
+
+    def is_loading(self) -> bool:
+        return self._load is not None
+
+    def _load_progress(self, done: int, total: int) -> None:
+        self.load_progress.setRange(0, max(total, 1))
+        self.load_progress.setValue(done)
+
+    def _on_load_cancelled(self, why: str) -> None:
+        self.statusBar().showMessage(f"Opening cancelled ({why}).", 6000)
+
+    def _on_loaded(self, result) -> None:
+        from lsms_viewer.opening import SeriesChoice, ask_series
+
+        path = self._load.context
+
+        if isinstance(result, SeriesChoice):
+            # Ask after this read's thread is done, so the next read can start.
+            QTimer.singleShot(0, lambda: self._choose_series_then_open(result, self.series_chooser or ask_series))
+            return
+        self.statusBar().clearMessage()
+        self.set_volume(result)
         user_settings.add_recent_file(path)
         self._rebuild_recent_menu()
-        for warning in getattr(volume, "warnings", []) or []:
-            self.statusBar().showMessage(f"Warning: {warning}", 15000)
-        if volume.warnings:
-            self.show_notice("Loaded with warnings:\n• " + "\n• ".join(volume.warnings))
+        if result.warnings:
+            self.show_notice("Loaded with warnings:\n• " + "\n• ".join(result.warnings))
+
+    def _choose_series_then_open(self, choice, ask) -> None:
+        if self._load is not None:  # the previous thread is still winding down
+            QTimer.singleShot(20, lambda: self._choose_series_then_open(choice, ask))
+            return
+        uid = ask(choice, self)
+        if uid is not None:
+            self.open_path(choice.path, series=uid)
+
+    def _on_load_failed(self, title: str, message: str) -> None:
+        self.statusBar().clearMessage()
+        self.show_error(title, message)
+        self.open_failed.emit(title, message)
+
+    def _on_load_thread_finished(self) -> None:
+        self._load = None
+        self.load_progress.hide()
+        QApplication.restoreOverrideCursor()
+        self._update_actions()
+        self.load_done.emit()
+
+    def import_labels(self, path: str | Path) -> bool:
+        """Add the labels of a mask file (e.g. one exported earlier) that lies on the open CT's grid."""
+        from lsms_viewer.opening import read_label_file
+
+        if self.document.volume is None:
+            self.show_error("Cannot import labels", "Open the CT they belong to first.")
+            return False
+        try:
+            imported = read_label_file(path, self.document.volume)
+        except LSMSError as exc:
+            self.show_error("Cannot import labels", f"{exc.what}\n\n{exc.why}")
+            return False
+        for item in imported:
+            self.document.add_label(item.mask, expression=item.expression, name=item.name, color=item.color,
+                                    meta={"imported_from": str(path), "value_in_file": item.value})
+        self.statusBar().showMessage(f"Imported {len(imported)} label(s) from {Path(path).name}.", 8000)
         return True
+
+    def import_labels_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import labels", self._last_folder(),
+                                              "Label masks (*.nii *.nii.gz *.nrrd *.mha *.mhd);;All files (*)")
+        if path:
+            self.import_labels(path)
 
     def set_volume(self, volume) -> None:
         """Show ``volume`` (an lsms_core Volume); drops the labels of the previous study."""
@@ -456,7 +544,7 @@ class MainWindow(QMainWindow):
         request = SegmentRequest(self.document.volume, start, stop, expression, label_id)
         run = SegmentationRun(self.engine, request, self)
         worker = run.worker
-        worker.loading.connect(lambda: self.expression_bar.show_message("Loading the model (first run only)…"))
+        worker.loading.connect(self._on_model_loading)
         worker.progress.connect(self.expression_bar.set_progress)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
@@ -473,6 +561,9 @@ class MainWindow(QMainWindow):
         run.start()
         return True
 
+    def _on_model_loading(self) -> None:
+        self.expression_bar.show_message("Loading the model (first run only)…")
+
     def is_segmenting(self) -> bool:
         return self._run is not None
 
@@ -482,6 +573,9 @@ class MainWindow(QMainWindow):
         return self._run
 
     def cancel_segmentation(self) -> None:
+        """Esc: stop a running read or segmentation (segmentation stops after its current batch)."""
+        if self._load is not None:
+            self._load.cancel()
         if self._run is not None:
             self._run.cancel()
             self.expression_bar.cancel_button.setEnabled(False)
@@ -663,6 +757,9 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
 
     def closeEvent(self, event) -> None:
+        if self._load is not None:
+            self._load.cancel()
+            self._load.wait(60000)
         if self._run is not None:
             self._run.cancel()
             self._run.wait(60000)

@@ -1,60 +1,88 @@
-"""Opening studies: the loader call and the series chooser for folders holding several series.
+"""Opening studies: reading in a worker, the series chooser for folders holding several series, and
+importing label masks saved earlier (by this viewer or any tool) onto the open CT.
 
-The loader lives in ``lsms_core.volume`` and is imported when a study is opened, which keeps the first
-window fast and lets the viewer start in a copy where the loader is not installed yet.
+``lsms_core.volume`` is imported when a study is opened, which keeps the first window fast.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtWidgets import QInputDialog, QWidget
 
 from lsms_core.errors import VolumeError
 
 
-def _loader():
-    try:
-        from lsms_core.volume import load_volume
-    except ImportError as exc:
-        raise VolumeError("lsms_core.volume", "this copy has no volume loader (load_volume) yet") from exc
-    return load_volume
+@dataclass
+class SeriesChoice:
+    """A folder holds several series: the user must pick one (largest first)."""
+
+    path: Path
+    series: list
 
 
-def load_study(path: str | Path, series: str | None = None):
-    """Load ``path`` (DICOM folder/file, NIfTI, NRRD, MHA) as a radiologically laid out Volume."""
+def read_study(path: str | Path, series_uid: str | None = None, progress=None, cancel=None):
+    """A Volume, or a SeriesChoice when ``path`` is a folder with several series and none was named.
+
+    Runs in a worker thread (no widgets here).
+    """
+    from lsms_core.volume import SeriesChoiceError, list_series, load_volume
+
     path = Path(path)
     if not path.exists():
         raise VolumeError(path, "no such file or folder")
-    load_volume = _loader()
-    if series:
-        return load_volume(path, series=series)
-    return load_volume(path)
-
-
-def list_series(path: str | Path) -> list:
-    """Series in a DICOM folder (objects with ``uid`` and ``summary()``), [] for files or one series."""
-    path = Path(path)
-    if not path.is_dir():
-        return []
+    if path.is_dir() and series_uid is None:
+        series = list_series(path, progress, cancel)
+        if len(series) > 1:
+            return SeriesChoice(path, sorted(series, key=lambda s: s.voxels, reverse=True))
     try:
-        from lsms_core.volume import list_series as core_list_series
-    except ImportError:
-        return []  # the loader then picks the largest CT series and reports it
-    return list(core_list_series(path))
+        return load_volume(path, series_uid, progress, cancel)
+    except SeriesChoiceError as exc:
+        return SeriesChoice(path, list(exc.series))
 
 
-def choose_series(path: str | Path, parent: QWidget | None = None) -> str | None:
-    """The series UID the user picked, None when there is nothing to choose, "" when they cancelled."""
-    series = list_series(path)
-    if len(series) <= 1:
-        return None
-    # Largest series first: the loader's own default, so Enter does what it would have done.
-    series = sorted(series, key=lambda s: getattr(s, "voxels", 0), reverse=True)
-    items = [s.summary() if hasattr(s, "summary") else str(s.uid) for s in series]
+def ask_series(choice: SeriesChoice, parent: QWidget | None = None) -> str | None:
+    """The UID the user picked, or None when they cancelled."""
+    items = [s.summary() for s in choice.series]
     item, ok = QInputDialog.getItem(parent, "Choose a series",
-                                    f"{Path(path).name} holds {len(series)} series:", items, 0, False)
+                                    f"{choice.path.name} holds {len(items)} image series:", items, 0, False)
     if not ok:
-        return ""
-    return series[items.index(item)].uid
+        return None
+    return choice.series[items.index(item)].uid
 
+
+@dataclass
+class ImportedLabel:
+    value: int
+    mask: np.ndarray
+    name: str
+    color: tuple[int, int, int] | None
+    expression: str
+
+
+def read_label_file(path: str | Path, reference) -> list[ImportedLabel]:
+    """Labels of a mask file on ``reference``'s grid, with names/colours/expressions from its sidecar."""
+    from lsms_core.volume import load_mask, read_label_sidecar
+
+    path = Path(path)
+    array = np.asarray(load_mask(path, reference))
+    if not np.issubdtype(array.dtype, np.integer):
+        if not np.array_equal(array, np.round(array)):
+            raise VolumeError(path, "a label file must hold whole label numbers")
+        array = array.astype(np.int64)
+    infos = {info.id: info for info in read_label_sidecar(path)}
+    values = [int(v) for v in np.unique(array) if v > 0]
+    if not values:
+        raise VolumeError(path, "the file holds no labelled voxel")
+    out = []
+    for value in values:
+        info = infos.get(value)
+        out.append(ImportedLabel(
+            value, array == value,
+            info.name if info else f"{path.name.split('.')[0]} {value}",
+            tuple(info.color) if info else None,
+            info.expression if info else "",
+        ))
+    return out

@@ -174,3 +174,59 @@ class SegmentationRun(QObject):
 
     def wait(self, ms: int = 30000) -> bool:
         return self.thread.wait(ms)
+
+
+class TaskWorker(QObject):
+    """Runs ``fn(progress, cancel)`` in a thread (loading a study); same signal shape as SegmentWorker."""
+
+    progress = Signal(int, int)
+    finished = Signal(object)
+    failed = Signal(str, str)
+    cancelled = Signal(str)
+    done = Signal()
+
+    def __init__(self, fn, title: str):
+        super().__init__()
+        self.fn = fn
+        self.title = title
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = self.fn(lambda done, total: self.progress.emit(done, total), self._cancel.is_set)
+            self.finished.emit(result)
+        except Cancelled as exc:
+            self.cancelled.emit(exc.why)
+        except LSMSError as exc:
+            self.failed.emit(self.title, f"{exc.what}\n\n{exc.why}")
+        except Exception as exc:  # a loader bug must reach the user as a message, never kill the app
+            self.failed.emit(self.title, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.done.emit()
+
+
+class TaskRun(QObject):
+    """A TaskWorker and its thread."""
+
+    def __init__(self, fn, title: str, parent: QObject | None = None):
+        super().__init__(parent)
+        self.thread = QThread()
+        self.thread.setObjectName("lsms-task")
+        self.context = None  # what the caller needs back with the result (e.g. the path being read)
+        self.worker = TaskWorker(fn, title)
+        self.worker.moveToThread(self.thread)
+        self.thread.started.connect(self.worker.run)
+        self.worker.done.connect(self.thread.quit)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def cancel(self) -> None:
+        self.worker.cancel()
+
+    def wait(self, ms: int = 30000) -> bool:
+        return self.thread.wait(ms)

@@ -162,12 +162,15 @@ def test_overlay_holds_label_and_follows_visibility_and_mode(window, study):
     assert window.export_action.isEnabled()
 
 
-def test_dropping_an_unreadable_file_shows_an_error_and_keeps_the_study(window, study, tmp_path, qtbot):
+def test_an_unreadable_file_shows_an_error_and_keeps_the_study(window, study, tmp_path, qtbot):
     volume, lesions = study
     window.set_volume(volume)
     window.document.add_label(lesions["smaller lesion"])
     bad = tmp_path / "broken.nii.gz"
     bad.write_bytes(b"not a nifti file at all")
-    assert window.open_path(bad) is False
-    assert window.last_error is not None and window.last_error[0] == "Cannot open this study"
+    with qtbot.waitSignal(window.open_failed, timeout=20000) as blocker:
+        assert window.open_path(bad)
+    assert blocker.args[0] == "Cannot open this study" and "broken.nii.gz" in blocker.args[1]
+    assert window.last_error[0] == "Cannot open this study"
     assert window.document.volume is volume and len(window.document.labels) == 1
+    qtbot.waitUntil(lambda: not window.is_loading())
