@@ -15,7 +15,7 @@ What it adds:
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -24,11 +24,13 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from lsms_viewer import session as sessions
 from lsms_viewer.editing import EditError, clear_slice, fill_holes, interpolate_between
 from lsms_viewer.editing.slice_tools import (
     MAX_RADIUS_MM,
@@ -154,6 +156,15 @@ class EditingController(QObject):
         if applied is not None:
             applied.connect(self._on_segmentation_applied)
         self._update_actions()
+
+        # Never lose work: autosave after every step, offer to restore after a crash or on reopening.
+        self.autosaver = sessions.Autosaver(self.document, self.history, view_state=self._view_state)
+        self._pending_restore: sessions.SessionData | None = None
+        self.last_restore: sessions.SessionData | None = None
+        self.pending_question: QMessageBox | None = None
+        self.document.events.volume_changed.connect(self._on_volume_changed_session)
+        window.installEventFilter(self)
+        QTimer.singleShot(0, self.offer_crash_recovery)
 
     # -- actions ------------------------------------------------------------------------------------
     def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:
@@ -342,6 +353,109 @@ class EditingController(QObject):
         done = self._apply(f"interpolate slices {keys[0] + 1}–{keys[1] + 1}",
                            lambda lab: interpolate_between(lab.mask, keys[0], keys[1], (sy, sx)))
         return done
+
+
+    # -- sessions ---------------------------------------------------------------------------------
+    def _view_state(self) -> dict:
+        view = self.window.slice_view
+        return {"slice": int(view.current_slice), "window": [view.window.width, view.window.level]}
+
+    def ask(self, title: str, text: str, answer) -> QMessageBox:
+        """Ask a yes/no question without blocking (a window-modal box); ``answer(bool)`` gets the reply.
+
+        Never a blocking ``exec()``: a restore offer must not freeze a scripted or headless start.
+        """
+        box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self.window)
+        box.setDefaultButton(QMessageBox.StandardButton.Yes)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+
+        def done(result: int) -> None:
+            self.pending_question = None
+            answer(result == QMessageBox.StandardButton.Yes)
+
+        box.finished.connect(done)
+        self.pending_question = box
+        box.open()
+        return box
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.window and event.type() == QEvent.Type.Close:
+            self.autosaver.save(clean_exit=True)
+        return False
+
+    def offer_crash_recovery(self) -> None:
+        """At start: offer the newest session of a viewer that crashed or was killed."""
+        try:
+            found = sessions.crashed_sessions(self.autosaver.folder)
+        except OSError:
+            return
+        if not found or self.pending_question is not None:
+            return
+        data = found[0]
+        text = (f"The viewer did not close properly last time. Restore your work?\n\n{data.describe()}"
+                f"\n\nNo keeps the session file aside in {data.path.parent}.")
+        self.ask("Restore unsaved work", text, lambda yes: self._answer_crash(data, yes))
+
+    def _answer_crash(self, data: sessions.SessionData, yes: bool) -> bool:
+        if not yes:
+            sessions.set_aside(data.path)
+            return False
+        source = data.source
+        if source is None or not source.exists():
+            self.message(f"Cannot reopen the study of the saved session ({source}); open it to get its labels back")
+            return False
+        # open_path reads in the background: the labels are restored when the volume arrives.
+        self._pending_restore = data
+        opened = self.window.open_path(source) if hasattr(self.window, "open_path") else False
+        if not opened:
+            self._pending_restore = None
+            self.message(f"Cannot reopen {source}; open it to get its labels back")
+        return bool(opened)
+
+    def _on_volume_changed_session(self) -> None:
+        data, self._pending_restore = self._pending_restore, None
+        if data is not None:
+            QTimer.singleShot(0, lambda: self.restore(data.path))
+        else:
+            QTimer.singleShot(0, self.offer_session_for_volume)
+
+    def offer_session_for_volume(self) -> None:
+        """On opening a study: offer the labels saved in its session, if any."""
+        path = self.autosaver.path()
+        if path is None or not path.exists() or self.document.labels or self.pending_question is not None:
+            return
+        try:
+            data = sessions.read_session(path, masks=False)
+        except sessions.SessionError:
+            return
+        if not data.header.get("labels") or not sessions.matches(data, self.document.volume):
+            return
+
+        def answer(yes: bool) -> None:
+            if yes:
+                self.restore(path)
+            else:
+                sessions.set_aside(path)
+
+        self.ask("Restore labels", f"This study has saved work:\n\n{data.describe()}\n\nRestore it?", answer)
+
+    def restore(self, path) -> bool:
+        """Replace the labels by those of a session file (the undo history starts afresh)."""
+        try:
+            data = sessions.read_session(path)
+            sessions.restore_labels(self.document, data)
+        except sessions.SessionError as exc:
+            self.message(str(exc))
+            return False
+        view = data.header.get("view") or {}
+        if "slice" in view:
+            self.window.slice_view.set_slice(int(view["slice"]))
+        self.history.clear()
+        self.autosaver.save()
+        self.last_restore = data
+        self.message(f"Restored {len(data.labels)} label(s) from {data.path.name}")
+        return True
 
 
 def attach_editing(window) -> EditingController:

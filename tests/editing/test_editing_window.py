@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from helpers_editing import drag
+from PySide6.QtCore import Qt
 
 main_window = pytest.importorskip("lsms_viewer.main_window")
 
@@ -27,29 +28,12 @@ def window(qtbot, volume, tmp_path, monkeypatch):
     return win
 
 
-def widget_point(win, row: float, col: float) -> QPoint:
-    """Widget coordinates of the centre of pixel (row, col) on the slice view's canvas."""
-    sx, sy, _ = win.document.volume.spacing
-    view = win.slice_view
-    scene = view.view_box.mapViewToScene(QPointF((col + 0.5) * sx, (row + 0.5) * sy))
-    return view.canvas.mapFromScene(scene)
-
-
-def drag(qtbot, win, points, modifier=Qt.KeyboardModifier.NoModifier):
-    canvas = win.slice_view.canvas.viewport()
-    pts = [widget_point(win, r, c) for r, c in points]
-    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, modifier, pts[0])
-    for p in pts[1:]:
-        qtbot.mouseMove(canvas, p)
-    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, modifier, pts[-1])
-
-
 def test_brush_stroke_paints_a_label_and_one_ctrl_z_undoes_it(qtbot, window):
     editing = window.editing
     editing.set_tool("brush")
     editing.panel.radius.setValue(2.0)
     z = window.current_slice()
-    drag(qtbot, window, [(20, 20), (20, 30), (20, 40)])
+    drag(window, [(20, 20), (20, 30), (20, 40)])
     label = window.document.active_label
     assert label is not None
     painted = label.mask[z]
@@ -65,7 +49,7 @@ def test_brush_stroke_paints_a_label_and_one_ctrl_z_undoes_it(qtbot, window):
 def test_click_paints_exactly_the_footprint_in_mm(qtbot, window):
     window.editing.set_tool("brush")
     window.editing.panel.radius.setValue(3.0)
-    drag(qtbot, window, [(30, 40)])
+    drag(window, [(30, 40)])
     mask = window.document.active_label.mask[window.current_slice()]
     sx, sy, _ = window.document.volume.spacing
     fp = footprint(3.0, (sy, sx))
@@ -83,7 +67,7 @@ def test_threshold_brush_stays_inside_the_dark_lesion(qtbot, window, volume):
     editing.panel.hu_low.setValue(-20)
     editing.panel.hu_high.setValue(35)
     z = window.current_slice()
-    drag(qtbot, window, [(32, 20)])
+    drag(window, [(32, 20)])
     mask = window.document.active_label.mask[z]
     image = volume.array[z]
     assert mask.sum() > 50 and (image[mask] < 35).all()
@@ -99,14 +83,14 @@ def test_eraser_and_fill_and_pieces(qtbot, window):
     mask[z, 40:45, 60:65] = True  # a second piece
     label = doc.add_label(mask, name="lesion")
     editing.set_tool("fill")
-    drag(qtbot, window, [(15, 15)])
+    drag(window, [(15, 15)])
     assert label.mask[z, 10:20, 10:20].all()
     editing.set_tool("remove")
-    drag(qtbot, window, [(42, 62)])
+    drag(window, [(42, 62)])
     assert not label.mask[z, 40:45, 60:65].any()
     editing.set_tool("eraser")
     editing.panel.radius.setValue(1.0)
-    drag(qtbot, window, [(15, 10), (15, 19)])
+    drag(window, [(15, 10), (15, 19)])
     assert not label.mask[z, 15, 10:20].any()
     assert editing.history.undo_text == "eraser stroke"
     for _ in range(3):
@@ -120,9 +104,9 @@ def test_interpolate_between_two_drawn_slices(qtbot, window):
     editing.panel.radius.setValue(4.0)
     view = window.slice_view
     view.set_slice(2)
-    drag(qtbot, window, [(30, 30)])
+    drag(window, [(30, 30)])
     view.set_slice(8)
-    drag(qtbot, window, [(30, 30)])
+    drag(window, [(30, 30)])
     label = window.document.active_label
     assert not label.mask[3:8].any()
     editing.interpolate_action.trigger()

@@ -1,0 +1,116 @@
+"""Autosave and crash recovery: session files round trip, and a viewer killed with SIGKILL loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lsms_core.volume import save_volume
+from lsms_viewer.document import Document, RunInfo
+from lsms_viewer.session import (
+    SessionError,
+    crashed_sessions,
+    read_session,
+    restore_labels,
+    session_path,
+    write_session,
+)
+from lsms_viewer.undo import UndoHistory
+
+HERE = Path(__file__).parent
+
+
+def _labelled_document(volume) -> Document:
+    doc = Document(volume)
+    a = np.zeros(volume.shape, bool)
+    a[2:5, 10:20, 10:25] = True
+    b = np.zeros(volume.shape, bool)
+    b[7, 40:44, 60:70] = True
+    run = RunInfo("the bright lesion", 1.5, "cpu", "lsms-t-demo", True, (0, volume.shape[0]), ["note"])
+    doc.add_label(a, name="A", expression="the dark lesion", meta={"annotation": {"segment": "VII"}})
+    doc.add_label(b, expression="the bright lesion", run=run, color=(1, 2, 3))
+    doc.update_label(1, visible=False, opacity=0.2)
+    doc.set_active(1)
+    return doc
+
+
+def test_session_round_trip_restores_identical_labels(tmp_path, volume):
+    doc = _labelled_document(volume)
+    history = UndoHistory(doc)
+    path = write_session(tmp_path / "s.lsms-session", doc, history.compressed_slices, view={"slice": 4})
+    assert [p.name for p in tmp_path.iterdir()] == ["s.lsms-session"]  # no temporary file left
+    data = read_session(path)
+    fresh = Document(volume)
+    restore_labels(fresh, data)
+    for old, new in zip(doc.labels, fresh.labels, strict=True):
+        assert np.array_equal(old.mask, new.mask)
+        for name in ("id", "name", "expression", "color", "visible", "opacity", "run", "meta"):
+            assert getattr(old, name) == getattr(new, name), name
+    assert fresh.active_label.id == 1 and data.header["view"] == {"slice": 4}
+
+
+def test_session_of_another_study_is_refused(tmp_path, volume):
+    from helpers_editing import phantom_volume
+
+    path = write_session(tmp_path / "s.lsms-session", _labelled_document(volume))
+    other = Document(phantom_volume(seed=5))
+    with pytest.raises(SessionError, match="another study"):
+        restore_labels(other, read_session(path))
+    (tmp_path / "bad.lsms-session").write_bytes(b"not a zip")
+    with pytest.raises(SessionError, match="bad.lsms-session"):
+        read_session(tmp_path / "bad.lsms-session")
+
+
+@pytest.mark.slow
+@pytest.mark.gui
+def test_viewer_killed_with_sigkill_restores_identical_labels(qtbot, tmp_path, volume, monkeypatch):
+    sessions = tmp_path / "sessions"
+    ct = save_volume(volume, tmp_path / "ct.nii.gz")
+    out = tmp_path / "child"
+    out.mkdir()
+    env = dict(os.environ, LSMS_SESSION_DIR=str(sessions), QT_QPA_PLATFORM="offscreen")
+    child = subprocess.Popen([sys.executable, str(HERE / "session_child.py"), str(ct), str(out)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = child.stdout.readline()
+        assert line.startswith("READY"), line + child.stderr.read()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    assert child.returncode == -signal.SIGKILL
+    found = crashed_sessions(sessions)
+    assert len(found) == 1 and not found[0].clean_exit
+
+    from lsms_viewer.editing_ui import attach_editing
+    from lsms_viewer.main_window import MainWindow
+
+    monkeypatch.setenv("LSMS_SESSION_DIR", str(sessions))
+    win = MainWindow()
+    qtbot.addWidget(win)
+    editing = attach_editing(win)
+    qtbot.waitUntil(lambda: editing.pending_question is not None, timeout=5000)
+    assert "did not close properly" in editing.pending_question.text()
+    editing.pending_question.done(editing.pending_question.StandardButton.Yes)
+    qtbot.waitUntil(lambda: editing.last_restore is not None, timeout=10000)
+
+    expected = json.loads((out / "labels.json").read_text())
+    labels = win.document.labels
+    assert [lab.id for lab in labels] == [e["id"] for e in expected]
+    for lab, exp in zip(labels, expected, strict=True):
+        assert np.array_equal(lab.mask, np.load(out / f"mask_{lab.id}.npy"))
+        assert (lab.name, lab.expression, lab.meta, lab.opacity, list(lab.color)) == (
+            exp["name"], exp["expression"], exp["meta"], exp["opacity"], exp["color"])
+    assert labels[0].mask.sum() > 0 and labels[1].mask.sum() > 0
+    # Restored work is saved again at once; closing cleanly means no crash is offered next time.
+    assert session_path(win.document.volume, sessions).exists()
+    win.close()
+    time.sleep(0.01)
+    assert crashed_sessions(sessions) == []
