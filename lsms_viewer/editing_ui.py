@@ -42,6 +42,8 @@ from lsms_viewer.editing.slice_tools import (
     PieceTool,
 )
 from lsms_viewer.undo import UndoHistory
+from lsms_viewer.views.annotation_panel import AnnotationPanel
+from lsms_viewer.views.measure_panel import MeasurePanel
 
 RADIUS_STEPS_MM = (0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 75, 100)
 
@@ -148,6 +150,18 @@ class EditingController(QObject):
         self._build_actions()
         self.panel = EditingPanel(self)
         self.dock = window.add_dock(self.panel, "Editing", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.measure_panel = MeasurePanel(self.document, window.slice_view)
+        self.measure_dock = window.add_dock(self.measure_panel, "Measurements", Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.annotation_panel = AnnotationPanel(self.document, window.slice_view, window_of=self._window_levels)
+        self.annotation_dock = window.add_dock(self.annotation_panel, "Annotation", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.annotation_mode_action = self.annotation_dock.toggleViewAction()
+        self.annotation_mode_action.setText("&Annotation mode")
+        self.annotation_mode_action.setShortcut(QKeySequence("Ctrl+Shift+A"))
+        if hasattr(window, "tabifyDockWidget"):
+            window.tabifyDockWidget(self.dock, self.annotation_dock)
+        self.annotation_dock.hide()  # annotation mode is off until asked for
+        window.menus["tools"].addSeparator()
+        window.menus["tools"].addAction(self.annotation_mode_action)
         self.history.changed.connect(self._update_actions)
         self.document.events.volume_changed.connect(self._update_actions)
         self.document.events.active_label_changed.connect(lambda _label: self._update_actions())
@@ -281,14 +295,27 @@ class EditingController(QObject):
         what = self.history.redo()
         self.message(f"Redone: {what}" if what else "Nothing to redo")
 
+    def _window_levels(self) -> tuple[float, float]:
+        w = self.window.slice_view.window
+        return (float(w.width), float(w.level))
+
     def _on_segmentation_applied(self, label_id: int, _previous) -> None:
-        # A re-run that also renamed the label arrives as two steps (run, rename): one Ctrl+Z for both.
+        """Keep the model's mask for the export's provenance, and make the whole run one undo step
+        (the run, the rename that may follow it, and this bookkeeping)."""
+        from lsms_viewer.annotation import encode_mask
+
+        if not self.document.has_label(label_id):
+            return
+        label = self.document.label(label_id)
+        meta = dict(label.meta)
+        meta["first_model_mask"] = encode_mask(label.mask)
+        self.document.update_label(label_id, meta=meta)
         h = self.history
         h.flush()
         steps = h._undo
-        if len(steps) >= 2 and steps[-2].description.startswith("model run") \
-                and steps[-1].description.startswith("change name") and steps[-1].label_ids == {label_id}:
-            h.merge_last(2)
+        run_index = next((i for i in range(len(steps) - 1, -1, -1) if steps[i].description.startswith("model run")), None)
+        if run_index is not None and all(label_id in s.label_ids for s in steps[run_index:]):
+            h.merge_last(len(steps) - run_index)
 
     # -- one-shot operations on the active label ------------------------------------------------------
     def _active(self):

@@ -444,6 +444,8 @@ class UndoHistory:
                 self._pending.description = what
         elif field_name == "expression":
             what = f"change words of “{label.name}”"
+        elif field_name == "meta":
+            what = f"edit annotation of “{label.name}”"
         else:
             what = f"change {field_name} of “{label.name}”"
         self._record(part, what, label.id, merging=field_name in _MERGING_FIELDS)

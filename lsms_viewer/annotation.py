@@ -1,0 +1,453 @@
+"""Annotation mode, the Qt-free part: lesion measurements, attributes, expressions, consistency, export.
+
+An annotator draws (or corrects) a lesion, fills a short form of the RefHL-Seg attributes (liver segment,
+diameter, shape, boundary, density, enhancement, lesion type, notes), and gets a full referring expression
+composed from them plus shorter partial ones (the paper evaluates with 25% and 50% of the text). Diameter
+and density are *measured* from the mask and the CT, never typed. A consistency check compares every
+expression with its mask before export. Export appends (slice, expressions, mask) samples to a dataset in
+the project's format (``lsms_core.data.format``), with provenance and without patient identifiers.
+
+Where the annotation lives: ``label.meta["annotation"]`` (JSON-safe dict), so it is autosaved with the
+session and undone like any label change. The model's first mask of a label is kept, compressed, in
+``label.meta["first_model_mask"]`` for the provenance of the export.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lsms_core.errors import LSMSError
+from lsms_core.measure import (
+    Density,
+    MeasureError,
+    Measurement2D,
+    Measurement3D,
+    measure_2d,
+    measure_3d,
+    relative_density,
+)
+from lsms_core.volume import Volume
+from lsms_viewer.undo import pack_bits, unpack_bits
+
+SEGMENTS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
+SHAPES = ("round", "oval", "lobulated", "irregular")
+BOUNDARIES = ("clear", "blurred")
+DENSITIES = ("hypodense", "isodense", "hyperdense")
+ENHANCEMENTS = (
+    "no enhancement",
+    "rim enhancement",
+    "peripheral nodular enhancement",
+    "homogeneous enhancement",
+    "heterogeneous enhancement",
+    "arterial enhancement with washout",
+)
+LESION_TYPES = ("cyst", "hemangioma", "hcc", "metastasis", "fnh")
+LESION_NAMES = {"hcc": "hepatocellular carcinoma", "fnh": "focal nodular hyperplasia"}
+# Couinaud: I is the caudate lobe, II-IV the left lobe, V-VIII the right lobe.
+LOBE_OF_SEGMENT = {"I": "caudate", "II": "left", "III": "left", "IV": "left", "V": "right", "VI": "right",
+                   "VII": "right", "VIII": "right"}
+DENSITY_WORD = {"hypo": "hypodense", "iso": "isodense", "hyper": "hyperdense"}
+DIAMETER_TOLERANCE = 0.20
+PARTIAL_FRACTIONS = (0.5, 0.25)
+
+
+class AnnotationError(LSMSError):
+    """An annotation cannot be measured or exported as asked."""
+
+
+# -- measurement ------------------------------------------------------------------------------------
+@dataclass
+class LesionMeasurement:
+    """Everything measured about one label: on one slice and over the volume."""
+
+    slice_index: int
+    slice_2d: Measurement2D | None  # None when the label is absent from that slice
+    volume_3d: Measurement3D
+    density: Density | None  # on the slice (ring of surrounding tissue), None if not measurable
+    density_3d: Density | None
+    side: str | None  # "right" / "left" (patient) of the lesion's centroid on the slice
+
+    @property
+    def diameter_mm(self) -> float | None:
+        return None if self.slice_2d is None else self.slice_2d.long_axis.length_mm
+
+
+def _crop_box(mask: np.ndarray, pad: tuple[int, ...]) -> tuple[slice, ...]:
+    idx = np.nonzero(mask)
+    return tuple(slice(max(int(i.min()) - p, 0), min(int(i.max()) + p + 1, s))
+                 for i, p, s in zip(idx, pad, mask.shape, strict=True))
+
+
+def body_midline_col(image: np.ndarray, threshold_hu: float = -300.0) -> float | None:
+    """Column of the body's centre on an axial slice (the patient is rarely centred in the field)."""
+    body = image > threshold_hu
+    cols = np.flatnonzero(body.any(axis=0))
+    if cols.size == 0:
+        return None
+    return (float(cols[0]) + float(cols[-1])) / 2.0
+
+
+def measure_volume(volume: Volume, mask: np.ndarray, *, exclude: np.ndarray | None = None,
+                   ring_mm: float = 5.0) -> tuple[Measurement3D, Density | None]:
+    """Volume, extent, HU statistics and 3D ring density of a non-empty label (works on its box only)."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        raise AnnotationError("label", "is empty: draw or segment the lesion first")
+    sx, sy, sz = volume.spacing
+    sp3 = (sz, sy, sx)
+    pad = tuple(int(np.ceil(ring_mm / s)) + 2 for s in sp3)
+    box = _crop_box(mask, pad)
+    sub_mask, sub_hu = mask[box], volume.array[box]
+    m3 = measure_3d(sub_mask, sp3, hu=sub_hu)
+    offset = box[0].start
+    m3 = Measurement3D(**{**asdict(m3), "first_slice": m3.first_slice + offset,
+                          "last_slice": m3.last_slice + offset, "largest_slice": m3.largest_slice + offset})
+    try:
+        density = relative_density(sub_hu, sub_mask, sp3, ring_mm=ring_mm,
+                                   exclude=None if exclude is None else np.asarray(exclude, bool)[box])
+    except MeasureError:
+        density = None
+    return m3, density
+
+
+def measure_slice(volume: Volume, mask: np.ndarray, k: int, *, exclude: np.ndarray | None = None,
+                  ring_mm: float = 5.0) -> tuple[Measurement2D, Density | None, str] | None:
+    """Long/short axis, area, ring density and patient side of the label on slice ``k`` (None if absent)."""
+    if not 0 <= k < mask.shape[0] or not mask[k].any():
+        return None
+    sx, sy, _ = volume.spacing
+    m2 = measure_2d(mask[k], (sy, sx))
+    pad = (int(np.ceil(ring_mm / sy)) + 2, int(np.ceil(ring_mm / sx)) + 2)
+    box = _crop_box(mask[k], pad)
+    try:
+        density = relative_density(volume.array[k][box], mask[k][box], (sy, sx), ring_mm=ring_mm,
+                                   exclude=None if exclude is None else np.asarray(exclude[k], bool)[box])
+    except MeasureError:
+        density = None
+    mid = body_midline_col(volume.array[k])
+    mid = (mask.shape[2] - 1) / 2.0 if mid is None else mid
+    side = "right" if m2.centroid[1] < mid else "left"
+    return m2, density, side
+
+
+def measure_lesion(
+    volume: Volume, mask: np.ndarray, slice_index: int | None = None, *, exclude: np.ndarray | None = None,
+    ring_mm: float = 5.0,
+) -> LesionMeasurement:
+    """Measure a label. ``slice_index=None``: the slice with the longest axis (RECIST-style).
+
+    ``exclude`` (e.g. the other labels) is kept out of the density reference ring. Raises
+    :class:`AnnotationError` for an empty label.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    m3, density_3d = measure_volume(volume, mask, exclude=exclude, ring_mm=ring_mm)
+    k = m3.largest_slice if slice_index is None else int(slice_index)
+    on_slice = measure_slice(volume, mask, k, exclude=exclude, ring_mm=ring_mm)
+    m2, density, side = on_slice if on_slice is not None else (None, None, None)
+    return LesionMeasurement(k, m2, m3, density, density_3d, side)
+
+
+# -- attributes and expressions ---------------------------------------------------------------------
+@dataclass
+class LesionAttributes:
+    """The form of one lesion. Empty strings / None mean "not stated" (left out of the expression)."""
+
+    segment: str = ""  # Couinaud I..VIII
+    diameter_mm: float | None = None  # measured long axis on the annotated slice
+    shape: str = ""
+    boundary: str = ""
+    density: str = ""  # hypodense / isodense / hyperdense (measured)
+    enhancement: str = ""
+    lesion_type: str = ""
+    notes: str = ""
+
+    @property
+    def lobe(self) -> str:
+        return LOBE_OF_SEGMENT.get(self.segment, "")
+
+    def to_json(self) -> dict:
+        out = {k: v for k, v in asdict(self).items() if v not in ("", None)}
+        if self.lobe:
+            out["lobe"] = self.lobe
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> LesionAttributes:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+
+def format_diameter(mm: float) -> str:
+    """"2.3 cm" from 10 mm up (how radiologists write it), "8 mm" below."""
+    return f"{mm / 10:.1f} cm" if mm >= 10 else f"{mm:.0f} mm"
+
+
+def _location_phrase(a: LesionAttributes) -> str:
+    if not a.segment:
+        return ""
+    if a.lobe == "caudate":
+        return "in the caudate lobe (segment I)"
+    return f"in segment {a.segment} of the {a.lobe} lobe"
+
+
+def _phrases(a: LesionAttributes) -> dict[str, str]:
+    """Each attribute as the words it contributes, keyed by attribute."""
+    kind = LESION_NAMES.get(a.lesion_type, a.lesion_type)
+    return {
+        "shape": a.shape,
+        "boundary": f"{'well-defined' if a.boundary == 'clear' else 'ill-defined'}" if a.boundary else "",
+        "density": a.density,
+        "diameter": f"of about {format_diameter(a.diameter_mm)}" if a.diameter_mm else "",
+        "segment": _location_phrase(a),
+        "enhancement": f"with {a.enhancement}" if a.enhancement else "",
+        "lesion_type": f"suggestive of {kind}" if kind else "",
+    }
+
+
+def compose_expression(a: LesionAttributes, keep: set[str] | None = None) -> str:
+    """A referring expression from the attributes, e.g. "the round, well-defined hypodense lesion of about
+    2.3 cm in segment VII of the right lobe with rim enhancement, suggestive of metastasis".
+
+    ``keep``: only these attributes (for partial expressions).
+    """
+    p = _phrases(a)
+    if keep is not None:
+        p = {k: (v if k in keep else "") for k, v in p.items()}
+    adjectives = [w for w in (p["shape"], p["boundary"]) if w]
+    head = ", ".join(adjectives)
+    words = ["the"]
+    if head:
+        words.append(head)
+    if p["density"]:
+        words.append(p["density"])
+    words.append("lesion")
+    for key in ("diameter", "segment", "enhancement"):
+        if p[key]:
+            words.append(p[key])
+    text = " ".join(words)
+    if p["lesion_type"]:
+        text += ", " + p["lesion_type"]
+    return text
+
+
+# Order in which attributes survive shortening: what best tells one liver lesion from another first.
+_PRIORITY = ("segment", "density", "diameter", "lesion_type", "shape", "enhancement", "boundary")
+
+
+def partial_expressions(a: LesionAttributes, fractions=PARTIAL_FRACTIONS) -> dict[float, str]:
+    """Shorter expressions with about ``fraction`` of the full expression's words, keeping the most
+    discriminative attributes (location, density, size) first; always grammatical."""
+    phrases = _phrases(a)
+    stated = [k for k in _PRIORITY if phrases[k]]
+    full_len = len(compose_expression(a).split())
+    out = {}
+    for fraction in fractions:
+        budget = max(1, round(fraction * full_len))
+        keep: set[str] = set()
+        for key in stated:
+            if len(compose_expression(a, keep | {key}).split()) <= budget:
+                keep.add(key)
+        if not keep and stated:
+            keep.add(stated[0])
+        out[fraction] = compose_expression(a, keep)
+    return out
+
+
+# -- consistency ---------------------------------------------------------------------------------------
+_NUMBER_UNIT = re.compile(r"(\d+(?:[.,]\d+)?)\s*(mm|cm)\b", re.IGNORECASE)
+
+
+def stated_diameters_mm(text: str) -> list[float]:
+    return [float(n.replace(",", ".")) * (10.0 if unit.lower() == "cm" else 1.0)
+            for n, unit in _NUMBER_UNIT.findall(text)]
+
+
+def check_expression(text: str, measurement: LesionMeasurement, tolerance: float = DIAMETER_TOLERANCE) -> list[str]:
+    """Warnings where an expression contradicts its mask: size off by more than ``tolerance``, the wrong
+    lobe/side for the lesion's centroid, a density word against the measured density."""
+    warnings = []
+    low = text.lower()
+    diameter = measurement.diameter_mm
+    if diameter:
+        for stated in stated_diameters_mm(text):
+            if abs(stated - diameter) > tolerance * diameter:
+                warnings.append(f"says {format_diameter(stated)} but the lesion measures {format_diameter(diameter)} "
+                                f"(long axis on slice {measurement.slice_index + 1})")
+    side = measurement.side
+    if side:
+        other = "left" if side == "right" else "right"
+        if re.search(rf"\b{other}\s+(lobe|liver|hepatic|side|hemiliver)", low):
+            warnings.append(f"says “{other}” but the lesion's centroid is on the patient's {side}")
+        for seg, lobe in LOBE_OF_SEGMENT.items():
+            if lobe in ("left", "right") and lobe != side and re.search(rf"\bsegment\s+{seg}\b", text):
+                warnings.append(f"names segment {seg} ({lobe} lobe) but the lesion's centroid is on the "
+                                f"patient's {side}")
+    density = measurement.density or measurement.density_3d
+    if density is not None:
+        measured = DENSITY_WORD[density.label]
+        for word, key in (("hypodense", "hypo"), ("hyperdense", "hyper"), ("isodense", "iso"),
+                          ("low-density", "hypo"), ("low density", "hypo"), ("high-density", "hyper"),
+                          ("high density", "hyper"), ("hypoattenuating", "hypo"), ("hyperattenuating", "hyper")):
+            if word in low and key != density.label:
+                warnings.append(f"says “{word}” but it measures {measured} ({density.difference_hu:+.0f} HU vs "
+                                f"the surrounding tissue)")
+                break
+    return warnings
+
+
+def attributes_from_measurement(measurement: LesionMeasurement, attributes: LesionAttributes | None = None
+                                ) -> LesionAttributes:
+    """The form with diameter and density filled from the measurement (other fields kept)."""
+    a = LesionAttributes(**asdict(attributes)) if attributes else LesionAttributes()
+    if measurement.diameter_mm:
+        a.diameter_mm = round(float(measurement.diameter_mm), 1)
+    density = measurement.density or measurement.density_3d
+    if density is not None:
+        a.density = DENSITY_WORD[density.label]
+    return a
+
+
+# -- the record stored on a label ------------------------------------------------------------------------
+@dataclass
+class Annotation:
+    """What annotation mode keeps for one label (``label.meta["annotation"]``)."""
+
+    attributes: LesionAttributes = field(default_factory=LesionAttributes)
+    expressions: list[str] = field(default_factory=list)  # full first, then partial ones (editable)
+    slice_index: int | None = None  # the annotated slice
+    annotator: str = ""
+    split: str = "train"
+    done: bool = False  # ready for export
+
+    def to_json(self) -> dict:
+        return {"attributes": self.attributes.to_json(), "expressions": list(self.expressions),
+                "slice_index": self.slice_index, "annotator": self.annotator, "split": self.split,
+                "done": self.done}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> Annotation:
+        data = data or {}
+        return cls(LesionAttributes.from_json(data.get("attributes", {})), list(data.get("expressions", [])),
+                   data.get("slice_index"), data.get("annotator", ""), data.get("split", "train"),
+                   bool(data.get("done", False)))
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """A mask as JSON (compressed packed bits, base64) for ``label.meta``."""
+    data = pack_bits(mask)
+    return {"shape": list(mask.shape), "bits": base64.b64encode(data).decode("ascii") if data else ""}
+
+
+def decode_mask(data: dict) -> np.ndarray:
+    raw = base64.b64decode(data["bits"]) if data.get("bits") else None
+    return unpack_bits(raw, tuple(data["shape"]))
+
+
+# -- export -------------------------------------------------------------------------------------------------
+def hashed_series_uid(volume: Volume) -> str:
+    """A one-way hash of the series (its UID if the loader kept one, else its source path): never the UID."""
+    meta = volume.meta or {}
+    for key in ("series_uid_sha256", "series_uid_hash", "series_hash"):
+        if meta.get(key):
+            return str(meta[key])
+    raw = str(meta.get("series_uid") or meta.get("SeriesInstanceUID") or (volume.source or "in-memory"))
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class ExportReport:
+    root: Path
+    case_id: str
+    samples: list[str]
+    warnings: list[str]
+
+
+def export_annotations(
+    root: str | Path,
+    volume: Volume,
+    labels: list,
+    *,
+    window: tuple[float, float] | None = None,
+    checkpoint: str | None = None,
+    annotator: str = "",
+    split: str | None = None,
+    dataset_name: str | None = None,
+) -> ExportReport:
+    """Append the annotated labels (``meta["annotation"]`` with ``done``) to the dataset at ``root``.
+
+    Creates the dataset when ``root`` is absent or empty. All labels of this study go to one new case
+    (a fresh ``caseNNN`` id, never clashing with the dataset's). Per label: the annotated slice as int16 HU
+    ``.npy``, the final mask as PNG, and the model's first mask (when the label came from a run) as
+    ``*_model.png``; the manifest line carries expressions, spacing, attributes and ``provenance``.
+    """
+    from lsms_core.data.format import DatasetWriter, Sample
+
+    root = Path(root)
+    todo = []
+    for label in labels:
+        ann = Annotation.from_json(label.meta.get("annotation"))
+        if not ann.done:
+            continue
+        if ann.slice_index is None or not 0 <= ann.slice_index < volume.shape[0]:
+            raise AnnotationError(label.name, "has no annotated slice")
+        if not label.mask[ann.slice_index].any():
+            raise AnnotationError(label.name, f"is empty on its annotated slice {ann.slice_index + 1}")
+        expressions = [e.strip() for e in ann.expressions if e and e.strip()]
+        if not expressions:
+            raise AnnotationError(label.name, "has no expression")
+        todo.append((label, ann, expressions))
+    if not todo:
+        raise AnnotationError(root, "no label is marked done in the annotation form: nothing to export")
+    append = (root / "manifest.jsonl").exists() or (root / "dataset.json").exists()
+    sx, sy, _ = volume.spacing
+    series_hash = hashed_series_uid(volume)
+    warnings: list[str] = []
+    written = []
+    writer = DatasetWriter(root, append=append, name=dataset_name or root.name,
+                           description="RefHL-Seg-style samples annotated in LSMS Viewer", created_by="lsms-viewer")
+    with writer:
+        case_id = writer.new_case_id("case")
+        split = split or todo[0][1].split or "train"  # a case lives in one split
+        for label, ann, expressions in todo:
+            k = int(ann.slice_index)
+            lesion = f"l{label.id}"
+            stem = f"{k:03d}"
+            image_rel = f"images/{case_id}/{stem}.npy"
+            if not (root / image_rel).exists():
+                image_rel = writer.write_image(case_id, stem, _hu_int16(volume.array[k]))
+            mask_rel = writer.write_mask(case_id, f"{stem}_{lesion}", label.mask[k])
+            provenance = {
+                "tool": "lsms-viewer",
+                "annotator": ann.annotator or annotator,
+                "series_uid_sha256": series_hash,
+                "window": list(window) if window else None,
+                "checkpoint": label.run.checkpoint if label.run is not None else checkpoint,
+                "model_expression": label.run.expression if label.run is not None else None,
+                "edited": None,
+                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            first = label.meta.get("first_model_mask")
+            if first:
+                model_mask = decode_mask(first)
+                if model_mask.shape == label.mask.shape:
+                    provenance["model_mask"] = writer.write_mask(case_id, f"{stem}_{lesion}_model", model_mask[k])
+                    provenance["edited"] = bool(not np.array_equal(model_mask[k], label.mask[k]))
+            sample = Sample(
+                id=f"{case_id}_s{stem}_{lesion}", case_id=case_id, split=split,
+                image=image_rel, mask=mask_rel, expressions=expressions, spacing=(sy, sx), slice_index=k,
+                lesion_id=lesion, attributes=ann.attributes.to_json(), extra={"provenance": provenance},
+            )
+            writer.add(sample)
+            written.append(sample.id)
+    return ExportReport(root, case_id, written, warnings)
+
+
+def _hu_int16(image: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(image), -32768, 32767).astype(np.int16)

@@ -1,0 +1,85 @@
+"""Measurements and annotation mode in the real main window (offscreen Qt)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lsms_core.data.format import read_dataset
+from lsms_core.measure import measure_2d
+
+main_window = pytest.importorskip("lsms_viewer.main_window")
+
+from lsms_viewer.editing_ui import attach_editing  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def window(qtbot, volume, tmp_path, monkeypatch):
+    monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
+    win = main_window.MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1200, 900)
+    win.show()
+    win.set_volume(volume)
+    attach_editing(win)
+    return win
+
+
+def _dark(volume):
+    mask = np.abs(volume.array - 10) < 15
+    mask[:, :, volume.shape[2] // 2 :] = False
+    return mask
+
+
+def test_measure_panel_shows_lsms_core_numbers_and_draws_axes(window, volume):
+    panel = window.editing.measure_panel
+    label = window.document.add_label(_dark(volume), name="dark")
+    panel.refresh()
+    k = window.current_slice()
+    row = panel.rows[label.id]
+    expected = measure_2d(label.mask[k], (volume.spacing[1], volume.spacing[0]))
+    assert row["long_mm"] == pytest.approx(expected.long_axis.length_mm)
+    assert row["short_mm"] == pytest.approx(expected.short_axis.length_mm)
+    assert row["area_mm2"] == pytest.approx(expected.area_mm2)
+    assert row["volume_ml"] == pytest.approx(label.mask.sum() * 0.8 * 0.7 * 2.5 / 1000)
+    assert row["density"] == "hypodense" and abs(row["hu_mean"] - 10) < 3
+    assert panel.table.item(0, 7).text().startswith("hypodense")
+    assert len(panel.overlay._items) == 3  # long, short, caption
+    # The long-axis line's length in mm on screen is the measured one.
+    xs, ys = panel.overlay._items[0].getData()
+    assert np.hypot(xs[1] - xs[0], ys[1] - ys[0]) == pytest.approx(expected.long_axis.length_mm, rel=1e-6)
+    window.document.update_label(label.id, visible=False)
+    panel.refresh()
+    assert panel.overlay._items == []
+
+
+def test_annotation_form_composes_checks_and_exports(qtbot, window, volume, tmp_path):
+    editing = window.editing
+    editing.annotation_mode_action.trigger()
+    assert editing.annotation_dock.isVisible()
+    label = window.document.add_label(_dark(volume), name="dark")
+    panel = editing.annotation_panel
+    assert panel.label is label
+    panel.segment.setCurrentIndex(panel.segment.findData("VI"))
+    panel.lesion_type.setCurrentIndex(panel.lesion_type.findData("cyst"))
+    panel.compose()
+    ann = label.meta["annotation"]
+    assert ann["attributes"]["density"] == "hypodense"  # measured, not typed
+    assert 10 < ann["attributes"]["diameter_mm"] < 13
+    assert ann["expressions"][0].startswith("the hypodense lesion of about 1.")
+    assert ann["slice_index"] == window.current_slice()
+    assert panel.current_warnings == []
+    panel.expression_edits[1].setText("the hyperdense lesion in the left lobe")
+    assert len(panel.current_warnings) == 2
+    # Annotation edits are undoable steps of the label.
+    assert editing.history.undo_text.startswith("edit annotation")
+    panel.expression_edits[1].setText(ann["expressions"][1])
+    panel.done.setChecked(True)
+    assert label.meta["annotation"]["done"] is True
+    report = panel.export_to(tmp_path / "set")
+    assert report is not None, panel.last_error
+    ds = read_dataset(tmp_path / "set")
+    assert len(ds) == 1 and ds.samples[0].expressions == ann["expressions"]
+    assert ds.samples[0].extra["provenance"]["window"] == [400.0, 40.0]
