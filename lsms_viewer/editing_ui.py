@@ -107,8 +107,11 @@ class EditingPanel(QWidget):
         layout.addWidget(brush_box)
         layout.addWidget(ops)
         layout.addStretch(1)
+        # The range follows the display window until the user types one (then "From window" re-links it).
+        self.follow_window = True
         self.use_window()
         self._on_threshold(False)
+        controller.window.slice_view.window_changed.connect(self._on_window_changed)
 
     def use_window(self) -> None:
         low, high = self.controller.window.slice_view.window.levels
@@ -116,7 +119,12 @@ class EditingPanel(QWidget):
             box.blockSignals(True)
             box.setValue(value)
             box.blockSignals(False)
-        self._on_hu_range()
+        self.follow_window = True
+        self._store_range()
+
+    def _on_window_changed(self, _window) -> None:
+        if self.follow_window:
+            self.use_window()
 
     def _on_radius(self, value: float) -> None:
         self.controller.context.settings.radius_mm = float(value)
@@ -127,6 +135,10 @@ class EditingPanel(QWidget):
             widget.setEnabled(bool(on))
 
     def _on_hu_range(self, *_args) -> None:
+        self.follow_window = False
+        self._store_range()
+
+    def _store_range(self) -> None:
         low, high = sorted((self.hu_low.value(), self.hu_high.value()))
         self.controller.context.settings.hu_range = (float(low), float(high))
 

@@ -112,3 +112,18 @@ def test_interpolate_between_two_drawn_slices(qtbot, window):
     editing.interpolate_action.trigger()
     assert label.mask[3:8, 30, 30].all()
     assert editing.history.undo_text.startswith("interpolate slices 3–9")
+
+
+def test_threshold_range_follows_the_window_until_typed(window):
+    from lsms_viewer.windowing import Window
+
+    panel = window.editing.panel
+    settings = window.editing.context.settings
+    window.slice_view.set_window(Window(150, 60))
+    assert settings.hu_range == (-15.0, 135.0)
+    panel.hu_low.setValue(0)
+    window.slice_view.set_window(Window(400, 40))
+    assert settings.hu_range == (0.0, 135.0)
+    panel.threshold.setChecked(True)
+    panel.from_window.click()
+    assert settings.hu_range == (-160.0, 240.0)
