@@ -10,6 +10,7 @@ from importlib.metadata import entry_points
 # name -> module exposing register(subparsers); the viewer adds `render` and `undo` by entry points.
 BENCHES: dict[str, str] = {
     "model": "lsms_core.cli.bench_model",
+    "load": "lsms_core.cli.bench_load",
 }
 
 

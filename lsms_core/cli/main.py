@@ -19,6 +19,10 @@ from lsms_core.errors import LSMSError
 
 # name -> module; order is the order of `lsms --help`.
 CORE_COMMANDS: dict[str, str] = {
+    "segment": "lsms_core.cli.segment",
+    "convert": "lsms_core.cli.convert",
+    "train": "lsms_core.cli.train",
+    "eval": "lsms_core.cli.eval",
     "bench": "lsms_core.cli.bench",
 }
 

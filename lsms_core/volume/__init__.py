@@ -15,11 +15,18 @@ from lsms_core.volume.load import (
 )
 from lsms_core.volume.orient import from_source_array, reorient_to_lps, source_volume, to_source_array
 from lsms_core.volume.volume import SourceGrid, Volume
-from lsms_core.volume.write import LabelInfo, read_label_sidecar, save_mask, save_volume, sidecar_path
+from lsms_core.volume.write import (
+    LabelInfo,
+    check_target,
+    read_label_sidecar,
+    save_mask,
+    save_volume,
+    sidecar_path,
+)
 
 __all__ = [
     "Volume", "SourceGrid", "LabelInfo", "SeriesInfo", "SeriesChoiceError", "SUPPORTED",
     "load_volume", "list_series", "scan_folder", "load_mask", "orientation_code",
-    "save_volume", "save_mask", "read_label_sidecar", "sidecar_path",
+    "save_volume", "save_mask", "read_label_sidecar", "sidecar_path", "check_target",
     "reorient_to_lps", "to_source_array", "from_source_array", "source_volume",
 ]

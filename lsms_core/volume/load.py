@@ -8,6 +8,7 @@ Every failure is a ``VolumeError`` naming the file and the reason; third-party e
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -151,7 +152,9 @@ def _load_dicom(path: Path, series_uid, progress, cancel) -> tuple[Volume, tuple
     else:
         scan = scan_folder(path, scan_progress, cancel)
     info, note = choose_series(scan, path, series_uid)
-    vol = build_volume(info, path, pixel_progress, cancel)
+    with warnings.catch_warnings():  # pydicom's warnings on odd values; ours go to vol.warnings
+        warnings.simplefilter("ignore")
+        vol = build_volume(info, path, pixel_progress, cancel)
     if note:
         vol.warnings.insert(0, note)
     skipped = [n for n in scan.notes]

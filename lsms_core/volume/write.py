@@ -97,6 +97,14 @@ def _check_target(path: Path, reference: Volume | None) -> str:
     return ext
 
 
+def check_target(path: Path | str, reference: Volume | None = None) -> Path:
+    """Refuse, before any work is done, an output path that save_mask/save_volume would refuse: unknown
+    extension, missing or read-only folder, or an input file of ``reference``."""
+    path = Path(path)
+    _check_target(path, reference)
+    return path
+
+
 def _atomic_target(path: Path, ext: str) -> Path:
     # The temporary name keeps the extension because both nibabel and SimpleITK pick the format from it.
     return path.with_name(f".{path.name[: -len(ext)]}.{uuid.uuid4().hex[:8]}.partial{ext}")
@@ -298,4 +306,4 @@ def read_label_sidecar(path: Path | str) -> list[LabelInfo]:
         raise VolumeError(side, f"invalid label sidecar: {exc}") from exc
 
 
-__all__ = ["LabelInfo", "save_volume", "save_mask", "read_label_sidecar", "sidecar_path"]
+__all__ = ["LabelInfo", "save_volume", "save_mask", "read_label_sidecar", "sidecar_path", "check_target"]

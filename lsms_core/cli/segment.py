@@ -1,0 +1,216 @@
+"""``lsms segment``: headless referring segmentation of one lesion in a CT volume.
+
+``lsms segment --demo`` runs the shipped demo case (resources/demo/demo.json) with the demo weights;
+``lsms segment CT --expression "..." --out mask.nii.gz`` runs any CT the loader reads. The mask is written
+on the input's own grid (it overlays the CT in any viewer) with a label sidecar that records the
+expression; the input is never overwritten, an existing output only with ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+DEMO_DEFAULT_OUT = "lsms-demo-mask.nii.gz"
+LESION_COLOR = (230, 25, 75)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "segment", help="segment the lesion an expression refers to, in a CT volume (or --demo)",
+        description="Segment the one lesion described by --expression in INPUT (DICOM folder/file, NIfTI, "
+                    "NRRD, MHA) and write the mask on INPUT's grid.")
+    parser.add_argument("input", nargs="?", help="CT: DICOM folder or file, .nii/.nii.gz, .nrrd, .mha/.mhd")
+    parser.add_argument("--demo", action="store_true",
+                        help="segment the shipped demo case with the demo weights (resources/demo)")
+    parser.add_argument("--expression", "-e", help='the referring expression, e.g. "the low-density nodule '
+                                                   'in the right lobe"')
+    parser.add_argument("--out", "-o", help="mask file (.nii.gz, .nii, .nrrd, .mha); default "
+                                            f"./<input>-lsms-mask.nii.gz (--demo: ./{DEMO_DEFAULT_OUT})")
+    parser.add_argument("--checkpoint", default="demo", help="checkpoint folder, or 'demo' (default)")
+    parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda")
+    parser.add_argument("--slices", metavar="START:STOP",
+                        help="axial slices to process (Python slice of the loaded, inferior-to-superior "
+                             "stack; default all)")
+    parser.add_argument("--threshold", type=float, help="probability threshold (default: the checkpoint's)")
+    parser.add_argument("--batch", type=int, help="slices per batch (default: 16 on CUDA, 4 on CPU)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--series", metavar="UID", help="the series to use when a DICOM folder holds several")
+    parser.add_argument("--overwrite", action="store_true", help="replace the output if it exists (never the input)")
+    parser.set_defaults(func=run)
+
+
+def parse_slices(text: str | None, count: int) -> tuple[int, int]:
+    """'a:b' (Python slice semantics, negatives allowed, either end optional) -> (start, stop)."""
+    from lsms_core.cli.main import UsageError
+
+    if not text:
+        return 0, count
+    if ":" not in text:
+        try:
+            k = int(text)
+        except ValueError:
+            raise UsageError("--slices", f"expected START:STOP, got {text!r}") from None
+        text = f"{k}:{k + 1 if k != -1 else ''}"
+    start_s, _, stop_s = text.partition(":")
+    try:
+        start = int(start_s) if start_s.strip() else None
+        stop = int(stop_s) if stop_s.strip() else None
+    except ValueError:
+        raise UsageError("--slices", f"expected integers START:STOP, got {text!r}") from None
+    start, stop, _ = slice(start, stop).indices(count)
+    if stop <= start:
+        raise UsageError("--slices", f"{text!r} selects no slice of the {count}-slice volume")
+    return start, stop
+
+
+def _demo_case(args) -> tuple[Path, str, Path | None]:
+    """(CT path, expression, reference mask or None) of the demo case, or a clear error."""
+    from lsms_core.errors import LSMSError
+    from lsms_core.resources import resources_dir
+
+    folder = resources_dir() / "demo"
+    recipe = folder / "demo.json"
+    if not recipe.is_file():
+        raise LSMSError(recipe, "the demo case is not installed in this copy (missing file); "
+                                "run on your own CT: lsms segment CT --expression ...")
+    try:
+        data = json.loads(recipe.read_text(encoding="utf-8"))
+        ct = folder / data["ct"]
+        expression = str(data["expression"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LSMSError(recipe, f"invalid demo recipe ({exc}); expected keys ct, expression") from exc
+    if not ct.exists():
+        raise LSMSError(ct, "the demo CT named in demo.json is missing")
+    ref = folder / data["lesion_mask"] if data.get("lesion_mask") else None
+    return ct, args.expression or expression, ref if ref is not None and ref.exists() else None
+
+
+def _require_demo_weights() -> None:
+    from lsms_core.checkpoint import CONFIG, DEMO_NAME, WEIGHTS
+    from lsms_core.errors import CheckpointError
+    from lsms_core.resources import models_dir
+
+    for name in (WEIGHTS, CONFIG):
+        path = models_dir() / DEMO_NAME / name
+        if not path.is_file():
+            raise CheckpointError(path, "the demo weights are not installed in this copy (missing file); "
+                                        "pass --checkpoint DIR")
+
+
+def _default_out(src: Path) -> Path:
+    name = src.name
+    for ext in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm"):
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+            break
+    return Path.cwd() / f"{name or 'ct'}-lsms-mask.nii.gz"
+
+
+def _progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="slice", file=sys.stderr, dynamic_ncols=True,
+                disable=None, leave=False)
+
+
+def _summary(mask, vol, start: int, stop: int) -> list[str]:
+    import numpy as np
+
+    from lsms_core.measure import array_spacing, measure_3d
+
+    n = int(mask.sum())
+    if n == 0:
+        return ["no lesion found above the threshold in slices "
+                f"{start}..{stop - 1}"]
+    m = measure_3d(mask, array_spacing(vol.spacing), hu=vol.array)
+    volume_ml = n * vol.voxel_volume_ml  # |det| of the affine: exact for tilted grids too
+    centre = np.argwhere(mask).mean(axis=0)[::-1]  # (i, j, k)
+    x, y, z = vol.index_to_world(centre)
+    lines = [
+        f"lesion: {n} voxels, {volume_ml:.2f} mL, slices {m.first_slice}..{m.last_slice} "
+        f"({m.n_slices} with findings), longest axis {m.long_axis_mm:.1f} mm on slice {m.largest_slice}",
+        f"        mean {m.hu_mean:.0f} HU (sd {m.hu_std:.0f}); centre at LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm",
+    ]
+    return lines
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from lsms_core.cli.main import UsageError
+    from lsms_core.errors import LSMSError
+    from lsms_core.volume import LabelInfo, check_target, load_mask, load_volume, save_mask, sidecar_path
+
+    reference = None
+    if args.demo:
+        if args.input:
+            raise UsageError("lsms segment", "give either INPUT or --demo, not both")
+        src, expression, reference = _demo_case(args)
+        if args.checkpoint == "demo":
+            _require_demo_weights()
+        out = Path(args.out) if args.out else Path.cwd() / DEMO_DEFAULT_OUT
+    else:
+        if not args.input:
+            raise UsageError("lsms segment", "INPUT is required (or --demo)")
+        if not args.expression or not args.expression.strip():
+            raise UsageError("--expression", "is required: which lesion should be segmented?")
+        src, expression = Path(args.input), args.expression
+        out = Path(args.out) if args.out else _default_out(src)
+    if args.batch is not None and args.batch < 1:
+        raise UsageError("--batch", "must be at least 1")
+
+    started = time.perf_counter()
+    bar = _progress_bar(1000, "loading")
+    try:
+        vol = load_volume(src, series_uid=args.series,
+                          progress=lambda done, total: bar.update(done - bar.n))
+    finally:
+        bar.close()
+    for message in vol.warnings:
+        print(f"warning: {message}", file=sys.stderr)
+    # Refuse a bad output (the input itself, a read-only folder) before the expensive part.
+    check_target(out, vol)
+    if out.exists() and not args.overwrite:
+        raise LSMSError(out, "exists already; pass --overwrite to replace it (or choose another --out)")
+    start, stop = parse_slices(args.slices, vol.shape[0])
+
+    from lsms_core.engine import Segmenter
+
+    seg = Segmenter.from_checkpoint(args.checkpoint, device=args.device, threads=args.threads)
+    if not seg.trained:
+        print(f"warning: checkpoint {seg.name} is not trained (random weights): the mask means nothing",
+              file=sys.stderr)
+    bar = _progress_bar(stop - start, f"segmenting on {seg.device}")
+    try:
+        pred = seg.predict(vol.array[start:stop], expression, batch_size=args.batch, threshold=args.threshold,
+                           progress=lambda done, total: bar.update(done - bar.n))
+    finally:
+        bar.close()
+    for note in pred.notes:
+        print(f"note: {note}", file=sys.stderr)
+    mask = np.zeros(vol.shape, dtype=np.uint8)
+    mask[start:stop] = pred.masks
+    label = LabelInfo(1, "lesion", LESION_COLOR, expression,
+                      {"checkpoint": seg.name, "trained": seg.trained, "slices": [start, stop],
+                       "threshold": float(args.threshold if args.threshold is not None else seg.config.threshold)})
+    written = save_mask(mask, vol, out, labels=[label])
+    seconds = time.perf_counter() - started
+
+    print(f'expression: "{expression}"')
+    print(f"input: {src}  ({vol.shape[2]}x{vol.shape[1]}x{vol.shape[0]} voxels, "
+          f"{vol.spacing[0]:.3g}x{vol.spacing[1]:.3g}x{vol.spacing[2]:.3g} mm)")
+    for line in _summary(mask.astype(bool), vol, start, stop):
+        print(line)
+    if reference is not None:
+        ref = load_mask(reference, vol) > 0
+        both = int((ref & mask.astype(bool)).sum())
+        dice = 2.0 * both / max(int(ref.sum()) + int(mask.sum()), 1)
+        print(f"agreement with the demo's reference mask ({reference.name}): Dice {dice:.3f}")
+    print(f"time: {seconds:.1f} s ({stop - start} slices on {pred.device}, model {pred.seconds:.1f} s, "
+          f"checkpoint {seg.name})")
+    print(f"mask written to {written.resolve()} (label sidecar {sidecar_path(written).name})")
+    return 0
