@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 MIN_WIDTH = 1.0
 
 
@@ -60,3 +62,57 @@ def matching_preset(window: Window) -> Preset | None:
         if abs(candidate.window.width - window.width) < 0.5 and abs(candidate.window.level - window.level) < 0.5:
             return candidate
     return None
+
+
+class SliceRenderer:
+    """HU slice -> 32-bit grey pixels (0xFFgggggg, Qt's RGB32) for a window, as cheaply as numpy allows.
+
+    RGB32 is the format Qt's raster painter draws fastest when scaling; 8-bit grey or indexed images are
+    converted on every paint (measured: 4-8 ms per repaint of a 512x512 slice instead of under 1 ms).
+    Integer volumes go through a 65,536-entry table (one gather per pixel); float volumes are scaled.
+    """
+
+    def __init__(self) -> None:
+        self._window: Window | None = None
+        self._table: np.ndarray | None = None
+        self._dtype: np.dtype | None = None
+
+    def set_window(self, window: Window) -> None:
+        if window != self._window:
+            self._window = window
+            self._table = None
+
+    def grey(self, hu: np.ndarray) -> np.ndarray:
+        """The 8-bit grey level of each voxel (what the screen shows)."""
+        return (self.render(hu) & 0xFF).astype(np.uint8)
+
+    def render(self, hu: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if self._window is None:
+            raise RuntimeError("no window set")
+        hu = np.asarray(hu)
+        if hu.dtype in (np.int16, np.uint16, np.uint8, np.int8):
+            table = self._lookup(hu.dtype)
+            index = hu.view(np.uint16) if hu.dtype == np.int16 else (
+                hu.view(np.uint8) if hu.dtype == np.int8 else hu)
+            return np.take(table, index, out=out)
+        lo, hi = self._window.levels
+        scaled = (hu.astype(np.float32, copy=False) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+        np.clip(scaled + np.float32(0.5), 0, 255, out=scaled)
+        grey = scaled.astype(np.uint32)
+        grey *= 0x010101
+        grey |= 0xFF000000
+        if out is None:
+            return grey
+        out[...] = grey
+        return out
+
+    def _lookup(self, dtype: np.dtype) -> np.ndarray:
+        if self._table is None or self._dtype != dtype:
+            bits = 8 if np.dtype(dtype).itemsize == 1 else 16
+            codes = np.arange(2**bits, dtype=np.uint16 if bits == 16 else np.uint8)
+            values = codes.view(dtype).astype(np.float32)  # the HU each stored code stands for
+            lo, hi = self._window.levels
+            grey = np.clip((values - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint32)
+            self._table = (grey * 0x010101) | np.uint32(0xFF000000)
+            self._dtype = dtype
+        return self._table

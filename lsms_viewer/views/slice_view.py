@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QKeyEvent, QMouseEvent, QWheelEvent
+from PySide6.QtCore import QMargins, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QTransform, QWheelEvent
 from PySide6.QtWidgets import (
-    QGraphicsDropShadowEffect,
     QHBoxLayout,
     QLabel,
     QSlider,
@@ -26,7 +25,7 @@ from PySide6.QtWidgets import (
 from lsms_viewer.document import Document, Label
 from lsms_viewer.overlay import compose_slice, lookup_table
 from lsms_viewer.tools import PanTool, Tool, ToolEvent
-from lsms_viewer.windowing import Window, matching_preset
+from lsms_viewer.windowing import SliceRenderer, Window, matching_preset
 
 # World axis (LPS) -> letter of its positive direction and of its negative direction.
 _AXIS_LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))
@@ -63,8 +62,85 @@ class CursorInfo:
     lps: tuple[float, float, float]
 
 
+class SliceImageItem(pg.GraphicsObject):
+    """The CT slice: one RGB32 QImage over a numpy buffer, drawn without conversion or copy.
+
+    pyqtgraph's ImageItem would hand Qt an 8-bit or ARGB image it rebuilds per change and Qt converts per
+    paint; this item is the fast path for the one layer that changes on every wheel notch. Pixels are
+    drawn unsmoothed, so zoomed-in voxels stay crisp squares on HiDPI screens too.
+    """
+
+    FORMAT = QImage.Format.Format_RGB32
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffer = np.zeros((1, 1), np.uint32)
+        self._qimage = QImage()
+        self.image = None  # the uint32 buffer on screen, like ImageItem.image
+
+    def set_pixels(self, buffer: np.ndarray) -> None:
+        """Show ``buffer`` (uint32 0xAARRGGBB, C-contiguous, kept alive by the caller)."""
+        h, w = buffer.shape
+        if buffer.shape != self._buffer.shape:
+            self.prepareGeometryChange()
+        self._buffer = buffer
+        self.image = buffer
+        self._qimage = QImage(buffer.data, w, h, 4 * w, self.FORMAT)
+        self.update()
+
+    def width(self) -> int:
+        return self._buffer.shape[1]
+
+    def height(self) -> int:
+        return self._buffer.shape[0]
+
+    def setRect(self, rect: QRectF) -> None:
+        """Map the image onto ``rect`` (millimetres), like ImageItem.setRect."""
+        transform = QTransform()
+        transform.translate(rect.left(), rect.top())
+        transform.scale(rect.width() / self.width(), rect.height() / self.height())
+        self.setTransform(transform)
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(0, 0, self.width(), self.height())
+
+    def paint(self, painter, *args) -> None:
+        if not self._qimage.isNull():
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+            painter.drawImage(QRectF(0, 0, self.width(), self.height()), self._qimage)
+
+
+class LabelOverlayItem(SliceImageItem):
+    """The label overlay: a uint8 index image (codes of ``lsms_viewer.overlay``) coloured by a 256-entry
+    RGBA table into premultiplied ARGB32, the format Qt blends fastest."""
+
+    FORMAT = QImage.Format.Format_ARGB32_Premultiplied
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lut = np.zeros((256, 4), np.uint8)
+        self._table = np.zeros(256, np.uint32)
+        self._indices = np.zeros((1, 1), np.uint8)
+
+    def setLookupTable(self, lut: np.ndarray) -> None:
+        self.lut = np.asarray(lut, np.uint8)
+        rgba = self.lut.astype(np.uint32)
+        alpha = rgba[:, 3]
+        r, g, b = ((rgba[:, c] * alpha + 127) // 255 for c in range(3))
+        self._table = (alpha << 24) | (r << 16) | (g << 8) | b
+        self.set_indices(self._indices)
+
+    def set_indices(self, indices: np.ndarray) -> None:
+        self._indices = indices
+        self.set_pixels(np.take(self._table, indices))
+
+
 class _OverlayText(QLabel):
-    """Text drawn over the image (orientation letters, corner info): readable on any grey."""
+    """Text drawn over the image (orientation letters, corner info): readable on any grey.
+
+    A hard one-pixel shadow painted by hand instead of a QGraphicsDropShadowEffect: the blur effect
+    re-renders every label on each slice change and cost more than drawing the slice itself.
+    """
 
     def __init__(self, parent: QWidget, align: Qt.AlignmentFlag, bold: bool = False, size: int = 10):
         super().__init__(parent)
@@ -74,13 +150,24 @@ class _OverlayText(QLabel):
         font.setPointSize(size)
         font.setBold(bold)
         self.setFont(font)
-        self.setStyleSheet("color: #f2d675; background: transparent;" if bold else
-                           "color: #e6e6e6; background: transparent;")
-        shadow = QGraphicsDropShadowEffect(self)
-        shadow.setBlurRadius(4)
-        shadow.setOffset(1, 1)
-        shadow.setColor(QColor(0, 0, 0, 230))
-        self.setGraphicsEffect(shadow)
+        self._color = QColor("#f2d675" if bold else "#e6e6e6")
+        self._shadow = QColor(0, 0, 0, 230)
+        self.setStyleSheet("background: transparent;")
+
+    def sizeHint(self):
+        hint = super().sizeHint()
+        return hint.grownBy(QMargins(0, 0, 1, 1))
+
+    def paintEvent(self, _event) -> None:
+        painter = QPainter(self)
+        painter.setFont(self.font())
+        rect = self.rect().adjusted(0, 0, -1, -1)
+        flags = int(self.alignment().value)
+        painter.setPen(self._shadow)
+        painter.drawText(rect.translated(1, 1), flags, self.text())
+        painter.setPen(self._color)
+        painter.drawText(rect, flags, self.text())
+        painter.end()
 
 
 class _Canvas(pg.GraphicsView):
@@ -157,6 +244,9 @@ class SliceView(QWidget):
         self._window = Window(400, 40)
         self._overlay_mode = "fill"
         self._overlay_buffer = np.zeros((1, 1), np.uint8)
+        self._renderer = SliceRenderer()
+        self._renderer.set_window(self._window)
+        self._display = np.zeros((1, 1), np.uint32)  # the windowed slice on screen, RGB32 grey
         self._tool: Tool = PanTool()
         self._drag_start: tuple[QPointF, Window] | None = None
         self._pan_last: QPointF | None = None
@@ -166,8 +256,8 @@ class SliceView(QWidget):
         self.view_box.setMouseEnabled(False, False)
         self.view_box.setBackgroundColor("k")
         self.canvas.setCentralItem(self.view_box)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
-        self.overlay_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item = SliceImageItem()
+        self.overlay_item = LabelOverlayItem()
         self.overlay_item.setZValue(10)
         self.view_box.addItem(self.image_item)
         self.view_box.addItem(self.overlay_item)
@@ -272,8 +362,9 @@ class SliceView(QWidget):
 
     def set_window(self, window: Window) -> None:
         self._window = window
+        self._renderer.set_window(window)
         if self.document.volume is not None:
-            self.image_item.setLevels(window.levels)
+            self._draw_image()
         self._update_window_text()
         self.window_changed.emit(window)
 
@@ -299,6 +390,10 @@ class SliceView(QWidget):
     def pan_mm(self, dx: float, dy: float) -> None:
         self.view_box.translateBy(x=dx, y=dy)
 
+    def displayed_image(self) -> np.ndarray:
+        """The windowed 8-bit slice on screen (0 = at or below the window's floor, 255 = at or above)."""
+        return (self._display & 0xFF).astype(np.uint8)
+
     def overlay_image(self) -> np.ndarray:
         """The label index image currently displayed (codes as in ``lsms_viewer.overlay``)."""
         return self._overlay_buffer
@@ -317,12 +412,26 @@ class SliceView(QWidget):
     # -- drawing ------------------------------------------------------------------------------------
     def _draw_image(self) -> None:
         volume = self.document.volume
-        self.image_item.setImage(volume.array[self._slice], autoLevels=False, levels=self._window.levels)
+        hu = volume.array[self._slice]
+        if self._display.shape != hu.shape:
+            self._display = np.zeros(hu.shape, np.uint32)
+        self._renderer.render(hu, out=self._display)
+        self.image_item.set_pixels(self._display)
 
     def _draw_overlay(self) -> None:
         labels = self.document.labels
-        compose_slice(labels, self._slice, self._overlay_buffer)
-        self.overlay_item.setImage(self._overlay_buffer, autoLevels=False, levels=(0, 255))
+        box = compose_slice(labels, self._slice, self._overlay_buffer)
+        if box is None:
+            self.overlay_item.hide()
+        else:
+            # Only the labels' bounding box is handed to Qt: drawing an indexed image converts every
+            # pixel on each paint, so a 40-pixel lesion should not cost a 512x512 conversion.
+            rows, cols = box
+            self.overlay_item.set_indices(self._overlay_buffer[rows, cols])
+            sx, sy = self.document.volume.spacing[0], self.document.volume.spacing[1]
+            self.overlay_item.setRect(QRectF(cols.start * sx, rows.start * sy,
+                                             (cols.stop - cols.start) * sx, (rows.stop - rows.start) * sy))
+            self.overlay_item.show()
         self.overlay_changed.emit()
 
     def _update_lut(self) -> None:
@@ -339,14 +448,12 @@ class SliceView(QWidget):
         self.slider.setPageStep(max(1, z // 10))
         self.slider.setValue(self._slice)
         self.slider.blockSignals(False)
-        # Both items must hold an image of the new size before setRect: pyqtgraph turns the rectangle
-        # into a scale of the item's *current* image, so a stale 1x1 overlay would be scaled 500-fold.
+        # An item must hold its new image before setRect: pyqtgraph turns the rectangle into a scale of
+        # the item's *current* image size.
         self._draw_image()
+        self.image_item.setRect(QRectF(0, 0, w * sx, h * sy))
         self._update_lut()
-        self._draw_overlay()
-        rect = QRectF(0, 0, w * sx, h * sy)
-        self.image_item.setRect(rect)
-        self.overlay_item.setRect(rect)
+        self._draw_overlay()  # places the overlay crop itself
         self._update_orientation()
         self._update_position_text()
         self._update_window_text()
@@ -423,6 +530,14 @@ class SliceView(QWidget):
         corners["bottom_right"].move(
             width - corners["bottom_right"].width() - margin, height - corners["bottom_right"].height() - margin
         )
+        # In a narrow view the centred letters would run into the corner text: step them past it.
+        for letter, corner_keys, direction in ((letters["top"], ("top_left", "top_right"), 1),
+                                               (letters["bottom"], ("bottom_left", "bottom_right"), -1)):
+            for key in corner_keys:
+                corner = corners[key]
+                if corner.isVisible() and corner.text() and letter.geometry().intersects(corner.geometry()):
+                    y = corner.geometry().bottom() + 2 if direction > 0 else corner.y() - letter.height() - 2
+                    letter.move(letter.x(), y)
         self.placeholder.setGeometry(0, 0, width, height)
 
     # -- mouse (called by the canvas) ---------------------------------------------------------------

@@ -15,6 +15,12 @@ from lsms_viewer.overlay import EDGE_BIT
 from lsms_viewer.windowing import Window
 
 
+def _grey(hu: np.ndarray, window: Window) -> np.ndarray:
+    """What a window shows, computed independently of the viewer: linear ramp, rounded, clipped."""
+    lo, hi = window.levels
+    return np.clip((hu.astype(np.float64) - lo) / (hi - lo) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
 def _wheel(widget, notches: int, modifiers=Qt.KeyboardModifier.NoModifier):
     pos = QPointF(widget.width() / 2, widget.height() / 2)
     event = QWheelEvent(pos, widget.mapToGlobal(pos), QPoint(0, 0), QPoint(0, 120 * notches),
@@ -35,12 +41,12 @@ def test_open_study_shows_middle_slice_and_scrolls(window, study, qtbot):
     window.set_volume(volume)
     view = window.slice_view
     assert view.current_slice == volume.shape[0] // 2
-    assert np.array_equal(view.image_item.image, volume.array[view.current_slice])
+    assert np.array_equal(view.displayed_image(), _grey(volume.array[view.current_slice], view.window))
     start = view.current_slice
 
     _wheel(view.canvas, -2)  # wheel towards the user = next slices, as in PACS viewers
     assert view.current_slice == start + 2
-    assert np.array_equal(view.image_item.image, volume.array[start + 2])
+    assert np.array_equal(view.displayed_image(), _grey(volume.array[start + 2], view.window))
     view.canvas.setFocus()
     QTest.keyClick(view.canvas, Qt.Key.Key_Up)
     assert view.current_slice == start + 1
@@ -100,8 +106,7 @@ def test_right_drag_changes_window_and_presets_restore_it(window, study, qtbot):
     QTest.mouseMove(viewport, centre + QPoint(60, 30))
     QTest.mouseRelease(viewport, Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier, centre + QPoint(60, 30))
     assert view.window.width > 400 and view.window.level > 40
-    lo, hi = view.image_item.levels
-    assert (lo, hi) == view.window.levels
+    assert np.array_equal(view.displayed_image(), _grey(volume.array[view.current_slice], view.window))
 
     view.canvas.setFocus()
     QTest.keyClick(view.canvas, Qt.Key.Key_3)  # lung preset shortcut
@@ -174,3 +179,14 @@ def test_an_unreadable_file_shows_an_error_and_keeps_the_study(window, study, tm
     assert window.last_error[0] == "Cannot open this study"
     assert window.document.volume is volume and len(window.document.labels) == 1
     qtbot.waitUntil(lambda: not window.is_loading())
+
+
+def test_float_and_integer_volumes_are_windowed_alike(window):
+    rng = np.random.default_rng(0)
+    hu = rng.integers(-1100, 1500, size=(2, 16, 16)).astype(np.int16)
+    for array in (hu, hu.astype(np.float32)):
+        window.set_volume(Volume(array, (1, 1, 1), (0, 0, 0)))
+        for key in ("abdomen", "lung", "brain"):
+            window.apply_preset(key)
+            view = window.slice_view
+            assert np.array_equal(view.displayed_image(), _grey(array[view.current_slice], view.window))

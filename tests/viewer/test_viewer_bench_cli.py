@@ -1,0 +1,61 @@
+"""The viewer's command-line surface: `lsms view`, `lsms-viewer` arguments, `--demo`, `lsms bench render`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from lsms_viewer import bench_render
+from lsms_viewer.app import build_parser, create_window
+from lsms_viewer.cli import register_view
+
+
+def test_lsms_view_takes_the_viewer_arguments():
+    parser = argparse.ArgumentParser(prog="lsms")
+    register_view(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["view", "ct.nii.gz", "--checkpoint", "ckpt", "--device", "cpu"])
+    assert (args.path, args.checkpoint, args.device, args.demo) == ("ct.nii.gz", "ckpt", "cpu", False)
+    assert callable(args.func)
+
+
+def test_demo_without_installed_resources_says_so_on_screen(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("LSMS_RESOURCES", str(tmp_path / "empty"))
+    window = create_window(build_parser().parse_args(["--demo"]))
+    qtbot.addWidget(window)
+    assert window.document.volume is not None  # the synthetic phantom stands in for the demo case
+    notice = window.notice.text()
+    assert window.notice.isVisibleTo(window)
+    assert "demo case is not installed" in notice and "No model weights are installed" in notice
+    assert window.expression_bar.edit.text() == "the smaller low-density nodule in the right lobe"
+    assert window.engine is None and "no model" in window.device_label.text()
+
+
+def test_demo_uses_the_newest_checkpoint_when_demo_weights_are_missing(qtbot, tmp_path, monkeypatch):
+    from lsms_core.checkpoint import create_random_checkpoint
+
+    models = tmp_path / "res" / "models"
+    create_random_checkpoint(models / "my-model", input_size=64)
+    monkeypatch.setenv("LSMS_RESOURCES", str(tmp_path / "res"))
+    window = create_window(build_parser().parse_args(["--demo"]))
+    qtbot.addWidget(window)
+    assert window.engine is not None and window.engine.checkpoint == models / "my-model"
+    assert "newest checkpoint found, my-model" in window.notice.text()
+
+
+def test_bench_render_prints_json(capsys):
+    parser = argparse.ArgumentParser()
+    bench_render.register(parser.add_subparsers())
+    args = parser.parse_args(["render", "--size", "96", "--slices", "6", "--passes", "1", "--json"])
+    assert args.func(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["shape"] == [6, 96, 96] and result["steps"] == 6
+    for key in ("ms_per_slice", "baseline_ms_per_slice", "ratio", "p95_ms"):
+        assert result[key] > 0
+
+
+@pytest.mark.parametrize("argv", [["--threshold", "x"]])
+def test_bad_arguments_are_refused(argv):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(argv)
