@@ -3,7 +3,8 @@
 Shape-based interpolation (Raya & Udupa 1990; Herman et al. 1992): each key slice's mask becomes a signed
 distance map in millimetres (negative inside), the maps are blended linearly along z, and the blend's
 negative part is the mask of each slice in between. It reproduces both key slices exactly, morphs one
-outline into the other (a lesion growing, shrinking or drifting), and needs only scipy. ITK's
+outline into the other (a lesion growing or shrinking), and needs only scipy. The key shapes are aligned on
+their centroids first, so a lesion drifting between the key slices moves rather than fading out. ITK's
 MorphologicalContourInterpolator would be the alternative, but it is not part of the SimpleITK wheel.
 """
 
@@ -27,24 +28,35 @@ def _signed_distance(mask: np.ndarray, spacing_yx: Sequence[float]) -> np.ndarra
 def interpolate_masks(
     mask0: np.ndarray, mask1: np.ndarray, steps: int, spacing_yx: Sequence[float] = (1.0, 1.0)
 ) -> np.ndarray:
-    """``steps`` boolean slices evenly between ``mask0`` and ``mask1`` (both excluded), shape (steps, Y, X)."""
+    """``steps`` boolean slices evenly between ``mask0`` and ``mask1`` (both excluded), shape (steps, Y, X).
+
+    The key shapes are first moved onto their common centroid and the blend is moved back along the line
+    between the centroids, so a lesion that drifts from one slice to the next (even without overlap)
+    moves smoothly instead of vanishing halfway, as with plain shape-based interpolation.
+    """
     mask0, mask1 = np.asarray(mask0, bool), np.asarray(mask1, bool)
     out = np.zeros((steps, *mask0.shape), dtype=bool)
     if steps <= 0:
         return out[:0]
     union = mask0 | mask1
-    # The result lies inside the union of the key masks (both distances positive elsewhere), so the
-    # distance maps are needed only on the union's box plus one pixel of certain background.
     rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
+    # Every intermediate shape lies in the union's box (plus a margin): compute only there.
+    margin = 2
     box = (
-        slice(max(rows[0] - 1, 0), min(rows[-1] + 2, mask0.shape[0])),
-        slice(max(cols[0] - 1, 0), min(cols[-1] + 2, mask0.shape[1])),
+        slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, mask0.shape[0])),
+        slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, mask0.shape[1])),
     )
-    d0 = _signed_distance(mask0[box], spacing_yx)
-    d1 = _signed_distance(mask1[box], spacing_yx)
+    m0, m1 = mask0[box], mask1[box]
+    d0 = _signed_distance(m0, spacing_yx)
+    d1 = _signed_distance(m1, spacing_yx)
+    delta = np.array(ndimage.center_of_mass(m1)) - np.array(ndimage.center_of_mass(m0))
+    far = float(np.hypot(*(np.array(m0.shape) * np.asarray(spacing_yx, float))))
     for i in range(steps):
         t = (i + 1) / (steps + 1)
-        out[i][box] = (1.0 - t) * d0 + t * d1 < 0
+        # Key shapes moved to where the lesion is at t: mask0 forward by t*delta, mask1 back by (1-t)*delta.
+        a = ndimage.shift(d0, t * delta, order=1, mode="constant", cval=far) if delta.any() else d0
+        b = ndimage.shift(d1, -(1 - t) * delta, order=1, mode="constant", cval=far) if delta.any() else d1
+        out[i][box] = (1.0 - t) * a + t * b < 0
     return out
 
 

@@ -158,3 +158,14 @@ def test_combine_changes_makes_one_undoable_record():
     assert not target.any()
     whole.apply(target)
     assert np.array_equal(target, after)
+
+
+def test_interpolation_follows_a_lesion_that_drifts_without_overlap():
+    target = np.zeros((5, 40, 60), bool)
+    yy, xx = np.mgrid[0:40, 0:60]
+    target[0] = (yy - 20) ** 2 + (xx - 10) ** 2 <= 4**2
+    target[4] = (yy - 20) ** 2 + (xx - 50) ** 2 <= 4**2
+    interpolate_between(target, 0, 4, (1.0, 1.0)).apply(target)
+    for z, centre in ((1, 20), (2, 30), (3, 40)):
+        assert target[z].sum() > 30
+        assert abs(np.nonzero(target[z])[1].mean() - centre) < 1.0
