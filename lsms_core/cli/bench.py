@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 BENCHES: dict[str, str] = {
     "model": "lsms_core.cli.bench_model",
     "load": "lsms_core.cli.bench_load",
+    "train": "lsms_core.cli.bench_train",
 }
 
 

@@ -1,0 +1,239 @@
+"""Evaluation of a checkpoint on a dataset split, the way the paper measures LSMS.
+
+Every expression of every manifest line is one sample. Masks are scored at two resolutions:
+
+- model resolution: the logits at the network's input size against the ground truth resized to that size
+  (area interpolation, then >= 0.5: the target the trainer uses);
+- native resolution: the logits resized (bilinear) to the slice's own grid, as the engine does, against the
+  mask as stored. The top-level figures of :func:`evaluate`'s result are the native ones.
+
+Groups (figures per attribute value): lesion size (``attributes.diameter_mm`` or, when absent, the
+equivalent diameter of the mask), comparative vs plain expressions, and the number of lesions on the slice
+(``attributes.lesions_on_slice`` or, when absent, the number of manifest lines sharing the slice's image).
+
+``text_fraction`` reproduces the partial-text protocol: each expression keeps that fraction of its words
+(at least one), chosen by a generator seeded with the sample id so the same words are kept on every run,
+in their original order. ``text_fraction=0`` removes the words entirely (only the encoder's special
+tokens remain): the "without text" figure.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from lsms_core.errors import LSMSError
+from lsms_core.metrics import MetricAccumulator, PairScore, score_pair
+
+SIZE_BINS = ((10.0, "<10 mm"), (20.0, "10-20 mm"), (40.0, "20-40 mm"), (math.inf, ">=40 mm"))
+_COMPARATIVE = re.compile(
+    r"\b(\w+er than|smaller|larger|bigger|smallest|largest|biggest|more|most|less|least|greater|"
+    r"greatest|denser|densest|darker|darkest|brighter|brightest|other|second|third|another)\b",
+    re.IGNORECASE,
+)
+
+
+def size_group(diameter_mm: float) -> str:
+    for upper, label in SIZE_BINS:
+        if diameter_mm < upper:
+            return label
+    return SIZE_BINS[-1][1]
+
+
+def equivalent_diameter_mm(mask: np.ndarray, spacing: tuple[float, float]) -> float:
+    area = float(np.count_nonzero(mask)) * float(spacing[0]) * float(spacing[1])
+    return 2.0 * math.sqrt(area / math.pi)
+
+
+def is_comparative(expression: str) -> bool:
+    return bool(_COMPARATIVE.search(expression))
+
+
+def keep_words(expression: str, fraction: float, key: str) -> str:
+    """The partial-text protocol: keep ``fraction`` of the words, seeded by ``key``, in order."""
+    if fraction >= 1.0:
+        return expression
+    words = expression.split()
+    if fraction <= 0.0 or not words:
+        return ""
+    n_keep = max(1, int(round(fraction * len(words))))
+    rng = np.random.default_rng(zlib.crc32(key.encode("utf-8")))
+    kept = sorted(rng.choice(len(words), size=n_keep, replace=False))
+    return " ".join(words[i] for i in kept)
+
+
+def encode_texts(encoder, texts: list[str]):
+    """The encoder's (feats, mask) for ``texts``; an empty text gives the special tokens alone."""
+    import torch
+
+    if all(texts):
+        return encoder.encode(texts)
+    feats, masks = [], []
+    for text in texts:
+        if text:
+            f, m = encoder.encode([text])
+        else:
+            f, m = _encode_without_words(encoder)
+        feats.append(f)
+        masks.append(m)
+    return torch.cat(feats), torch.cat(masks)
+
+
+def _encode_without_words(encoder):
+    import torch
+
+    tokens = encoder.tokenizer([""], padding="max_length", truncation=True, max_length=encoder.token_length,
+                               return_tensors="pt")
+    device = encoder.device
+    with torch.inference_mode():
+        out = encoder.model(input_ids=tokens["input_ids"].to(device),
+                            attention_mask=tokens["attention_mask"].to(device),
+                            token_type_ids=tokens.get("token_type_ids",
+                                                      torch.zeros_like(tokens["input_ids"])).to(device))
+    mask = tokens["attention_mask"].to(device)
+    feats = (out.last_hidden_state.float() * mask[..., None]).transpose(1, 2).contiguous()
+    return feats, mask.long()
+
+
+def slice_lesion_counts(samples) -> Counter:
+    return Counter(s.image for s in samples)
+
+
+def sample_groups(sample, mask: np.ndarray, expression: str, counts: Counter) -> dict:
+    attrs = sample.attributes or {}
+    diameter = attrs.get("diameter_mm")
+    if not isinstance(diameter, (int, float)) or isinstance(diameter, bool):
+        diameter = equivalent_diameter_mm(mask, sample.spacing)
+    n_lesions = attrs.get("lesions_on_slice", attrs.get("n_lesions"))
+    if not isinstance(n_lesions, int) or isinstance(n_lesions, bool) or n_lesions < 1:
+        n_lesions = counts.get(sample.image, 1)
+    comparative = attrs.get("comparative")
+    if not isinstance(comparative, bool):
+        comparative = is_comparative(expression)
+    return {
+        "lesion_size": size_group(float(diameter)),
+        "expression": "comparative" if comparative else "plain",
+        "lesions_on_slice": "1" if n_lesions <= 1 else "2+",
+    }
+
+
+def target_at(mask: np.ndarray, size: int):
+    """The ground truth at the model's input size: area-resized, then >= 0.5 (as the trainer uses)."""
+    import torch
+    import torch.nn.functional as F
+
+    m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
+    if m.shape[-2:] != (size, size):
+        m = F.interpolate(m, size=(size, size), mode="area")
+    return (m[0, 0] >= 0.5).numpy()
+
+
+def prepare_image(image: np.ndarray, windowed: bool, config):
+    """One dataset image -> (1, 3, size, size) network input, per the checkpoint's pre-processing."""
+    from lsms_core.preprocess import preprocess_slices
+
+    return preprocess_slices(image, window=tuple(config.window), size=config.input_size,
+                             mean=config.normalization["mean"], std=config.normalization["std"],
+                             windowed_uint8=windowed)
+
+
+def evaluate(model, config, dataset, text_encoder, *, split: str = "test", text_fraction: float = 1.0,
+             threshold: float | None = None, batch_size: int = 8, device: str = "cpu",
+             overlays: str | Path | None = None, worst: int = 16,
+             progress: Callable[[int, int], None] | None = None) -> dict:
+    """Score ``model`` on every (line, expression) of ``split``; see the module's docstring."""
+    import torch
+    import torch.nn.functional as F
+
+    samples = dataset.split(split)
+    if not samples:
+        raise LSMSError(f"{dataset.root} split {split!r}", "holds no samples to evaluate")
+    if not 0.0 <= text_fraction <= 1.0:
+        raise LSMSError("text fraction", f"must be between 0 and 1, got {text_fraction}")
+    threshold = float(config.threshold if threshold is None else threshold)
+    logit_threshold = math.log(threshold / (1.0 - threshold)) if 0 < threshold < 1 else (
+        -math.inf if threshold <= 0 else math.inf)
+    counts = slice_lesion_counts(dataset.samples)
+    pairs = [(s, i, e) for s in samples for i, e in enumerate(s.expressions)]
+    native_acc, model_acc = MetricAccumulator(), MetricAccumulator()
+    worst_heap: list = []
+    model.eval()
+    use_amp = str(device).startswith("cuda")
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start: start + batch_size]
+        loaded = [dataset.load_pair(s) for s, _, _ in chunk]
+        x = torch.cat([prepare_image(img, windowed, config) for img, _, windowed in loaded]).to(device)
+        texts = [keep_words(e, text_fraction, f"{s.id}#{i}") for s, i, e in chunk]
+        feats, tmask = encode_texts(text_encoder, texts)
+        with torch.inference_mode(), torch.autocast("cuda", enabled=use_amp):
+            logits = model(x, feats.to(device), tmask.to(device))
+        fg = model.foreground_logit(logits.float())
+        for k, ((sample, i, expression), (image, mask, windowed)) in enumerate(zip(chunk, loaded, strict=True)):
+            groups = sample_groups(sample, mask, expression, counts)
+            sid = f"{sample.id}#{i}"
+            small = (fg[k] > logit_threshold).cpu().numpy()
+            model_acc.add(small, target_at(mask, config.input_size), groups, sid)
+            native_logit = F.interpolate(fg[k][None, None], size=mask.shape, mode="bilinear",
+                                         align_corners=False)[0, 0]
+            pred = (native_logit > logit_threshold).cpu().numpy()
+            score = native_acc.add(pred, mask, groups, sid)
+            if overlays is not None and worst > 0:
+                item = (-score.dice, start + k, (sid, image, windowed, mask, pred, texts[k] or "(no words)",
+                                                 score))
+                if len(worst_heap) < worst:
+                    heapq.heappush(worst_heap, item)
+                elif item[0] > worst_heap[0][0]:
+                    heapq.heapreplace(worst_heap, item)
+        if progress is not None:
+            progress(min(start + batch_size, len(pairs)), len(pairs))
+    result = native_acc.summary()
+    result["resolution"] = "native"
+    result["model_resolution"] = model_acc.summary()
+    result.update({"split": split, "text_fraction": text_fraction, "threshold": threshold,
+                   "input_size": config.input_size, "lines": len(samples)})
+    if overlays is not None and worst_heap:
+        ranked = sorted(worst_heap, key=lambda t: (-t[0], t[1]))  # lowest Dice first
+        result["overlays"] = write_overlays(Path(overlays), [t[2] for t in ranked], config)
+    return result
+
+
+def write_overlays(folder: Path, items, config) -> list[str]:
+    """PNG per case, worst first: CT in the model's window, ground truth outlined green, prediction red."""
+    from PIL import Image, ImageDraw
+    from skimage.segmentation import find_boundaries
+
+    from lsms_core.preprocess import window_to_unit
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for rank, (sid, image, windowed, mask, pred, text, score) in enumerate(items, start=1):
+        grey = image.astype(np.float32) / 255.0 if windowed else window_to_unit(image, tuple(config.window))
+        rgb = np.repeat((grey * 255).astype(np.uint8)[..., None], 3, axis=2).astype(np.float32)
+        p = pred.astype(bool)
+        rgb[p] = 0.55 * rgb[p] + 0.45 * np.array([255, 40, 40])
+        rgb[find_boundaries(mask.astype(bool), mode="inner")] = (40, 255, 40)
+        img = Image.fromarray(rgb.astype(np.uint8))
+        if max(img.size) < 384:
+            factor = int(math.ceil(384 / max(img.size)))
+            img = img.resize((img.width * factor, img.height * factor), Image.NEAREST)
+        canvas = Image.new("RGB", (img.width, img.height + 36), (0, 0, 0))
+        canvas.paste(img, (0, 36))
+        draw = ImageDraw.Draw(canvas)
+        draw.text((4, 2), f"{sid}  Dice {score.dice:.3f}  IoU {score.iou:.3f}", fill=(255, 255, 255))
+        draw.text((4, 18), text[:90], fill=(255, 255, 0))
+        name = f"{rank:03d}_{re.sub(r'[^A-Za-z0-9._-]+', '_', sid)}.png"
+        tmp = folder / f".{name}.tmp"
+        canvas.save(tmp, format="PNG")
+        tmp.replace(folder / name)
+        written.append(str(folder / name))
+    return written
+
+
+__all__ = ["evaluate", "keep_words", "is_comparative", "size_group", "score_pair", "PairScore"]
