@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -143,6 +142,37 @@ class EditingPanel(QWidget):
         self.controller.context.settings.hu_range = (float(low), float(high))
 
 
+class RestoreBanner(QWidget):
+    """A yes/no question inside the window (restore saved work?), answered with two buttons."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.yes_button = QPushButton("Restore")
+        self.no_button = QPushButton("Keep aside")
+        self.yes_button.clicked.connect(lambda: self.answer(True))
+        self.no_button.clicked.connect(lambda: self.answer(False))
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.yes_button)
+        layout.addWidget(self.no_button)
+        self.setStyleSheet("background: #24425c; color: #e8f1f8;")
+        self._callback = None
+
+    def set_question(self, title: str, text: str, callback) -> None:
+        self.label.setText(f"<b>{title}</b><br>{text}".replace("\n\n", "<br>").replace("\n", "<br>"))
+        self._callback = callback
+
+    def text(self) -> str:
+        return self.label.text()
+
+    def answer(self, yes: bool) -> None:
+        callback, self._callback = self._callback, None
+        if callback is not None:
+            callback(bool(yes))
+
+
 class EditingController(QObject):
     """Owns the undo history, the tools and their actions for one main window."""
 
@@ -187,7 +217,9 @@ class EditingController(QObject):
         self.autosaver = sessions.Autosaver(self.document, self.history, view_state=self._view_state)
         self._pending_restore: sessions.SessionData | None = None
         self.last_restore: sessions.SessionData | None = None
-        self.pending_question: QMessageBox | None = None
+        self.pending_question: RestoreBanner | None = None
+        self.banner: RestoreBanner | None = None
+        self.banner_dock = None
         self.document.events.volume_changed.connect(self._on_volume_changed_session)
         window.installEventFilter(self)
         QTimer.singleShot(0, self.offer_crash_recovery)
@@ -399,24 +431,25 @@ class EditingController(QObject):
         view = self.window.slice_view
         return {"slice": int(view.current_slice), "window": [view.window.width, view.window.level]}
 
-    def ask(self, title: str, text: str, answer) -> QMessageBox:
-        """Ask a yes/no question without blocking (a window-modal box); ``answer(bool)`` gets the reply.
+    def ask(self, title: str, text: str, answer) -> RestoreBanner:
+        """Ask yes/no in a banner docked at the top of the window; ``answer(bool)`` gets the reply.
 
-        Never a blocking ``exec()``: a restore offer must not freeze a scripted or headless start.
+        Never a dialog: a restore offer must not block a scripted or headless start, nor steal the
+        window's focus and shortcuts while the user already works.
         """
-        box = QMessageBox(QMessageBox.Icon.Question, title, text,
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self.window)
-        box.setDefaultButton(QMessageBox.StandardButton.Yes)
-        box.setWindowModality(Qt.WindowModality.WindowModal)
+        if self.banner is None:
+            self.banner = RestoreBanner()
+            self.banner_dock = self.window.add_dock(self.banner, "Saved work", Qt.DockWidgetArea.TopDockWidgetArea)
 
-        def done(result: int) -> None:
+        def done(yes: bool) -> None:
             self.pending_question = None
-            answer(result == QMessageBox.StandardButton.Yes)
+            self.banner_dock.hide()
+            answer(yes)
 
-        box.finished.connect(done)
-        self.pending_question = box
-        box.open()
-        return box
+        self.banner.set_question(title, text, done)
+        self.banner_dock.show()
+        self.pending_question = self.banner
+        return self.banner
 
     def eventFilter(self, obj, event) -> bool:
         if obj is self.window and event.type() == QEvent.Type.Close:
@@ -433,7 +466,7 @@ class EditingController(QObject):
             return
         data = found[0]
         text = (f"The viewer did not close properly last time. Restore your work?\n\n{data.describe()}"
-                f"\n\nNo keeps the session file aside in {data.path.parent}.")
+                f"\n\n“Keep aside” keeps the session file in {data.path.parent}.")
         self.ask("Restore unsaved work", text, lambda yes: self._answer_crash(data, yes))
 
     def _answer_crash(self, data: sessions.SessionData, yes: bool) -> bool:

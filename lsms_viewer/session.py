@@ -303,8 +303,8 @@ def crashed_sessions(folder: Path | None = None) -> list[SessionData]:
             continue
         if data.clean_exit or _process_alive(int(data.header.get("pid", -1))):
             continue
-        if not data.header.get("labels"):
-            continue
+        if not data.header.get("labels") or not data.source:
+            continue  # nothing to restore, or an in-memory study that cannot be reopened
         found.append(data)
     return sorted(found, key=lambda d: d.saved_at, reverse=True)
 

@@ -98,7 +98,8 @@ def test_viewer_killed_with_sigkill_restores_identical_labels(qtbot, tmp_path, v
     editing = attach_editing(win)
     qtbot.waitUntil(lambda: editing.pending_question is not None, timeout=5000)
     assert "did not close properly" in editing.pending_question.text()
-    editing.pending_question.done(editing.pending_question.StandardButton.Yes)
+    assert not editing.banner_dock.isHidden()
+    editing.pending_question.yes_button.click()
     qtbot.waitUntil(lambda: editing.last_restore is not None, timeout=10000)
 
     expected = json.loads((out / "labels.json").read_text())
@@ -114,3 +115,33 @@ def test_viewer_killed_with_sigkill_restores_identical_labels(qtbot, tmp_path, v
     win.close()
     time.sleep(0.01)
     assert crashed_sessions(sessions) == []
+
+
+@pytest.mark.gui
+def test_reopening_a_study_offers_its_saved_labels_and_declining_keeps_the_file(qtbot, tmp_path, volume,
+                                                                               monkeypatch):
+    from lsms_viewer.editing_ui import attach_editing
+    from lsms_viewer.main_window import MainWindow
+
+    monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
+    win = MainWindow()
+    qtbot.addWidget(win)
+    editing = attach_editing(win)
+    win.set_volume(volume)
+    mask = np.zeros(volume.shape, bool)
+    mask[4, 10:20, 10:20] = True
+    win.document.add_label(mask, name="kept")
+    saved = editing.autosaver.last_path
+    assert saved is not None and saved.exists()
+    win.close()  # clean exit: not a crash, but the study's labels are still offered when it is reopened
+    assert crashed_sessions(tmp_path / "sessions") == []
+
+    win2 = MainWindow()
+    qtbot.addWidget(win2)
+    editing2 = attach_editing(win2)
+    win2.set_volume(volume)
+    qtbot.waitUntil(lambda: editing2.pending_question is not None, timeout=5000)
+    assert "1 label" in editing2.pending_question.text()
+    editing2.pending_question.no_button.click()
+    assert win2.document.labels == [] and not saved.exists()
+    assert len(list((tmp_path / "sessions").glob("*.declined-*"))) == 1
