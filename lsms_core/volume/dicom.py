@@ -127,6 +127,8 @@ def _looks_like_dicom(path: Path) -> bool:
         return False
     if len(head) >= 132 and head[128:132] == b"DICM":
         return True
+    if path.suffix.lower() in (".dcm", ".dicom", ".ima"):
+        return True  # named as DICOM: let the parser try, and say why if it fails
     return len(head) >= 8 and head[:2] in (b"\x08\x00", b"\x02\x00", b"\x00\x08", b"\x00\x02")
 
 
@@ -147,7 +149,9 @@ def _read_header(path: Path):
 
 def _get(ds, name: str, default=None):
     try:
-        value = ds.get(name, default)
+        with warnings.catch_warnings():  # pydicom warns on invalid values; they read as they are
+            warnings.simplefilter("ignore")
+            value = ds.get(name, default)
     except Exception:  # a malformed value (bad VR, bad number) reads as absent
         return default
     return default if value is None or value == "" else value
@@ -320,7 +324,10 @@ def scan_files(paths: Sequence[Path], progress: Progress = None, cancel: Cancel 
                what: object = None) -> ScanResult:
     """Read the headers of ``paths`` and group the images into series."""
     notes: list[str] = []
-    groups: dict[str, list[tuple[_Frame, object]]] = defaultdict(list)
+    # Only the first header of each series is kept (for its description, window, ...): holding every
+    # parsed header would cost tens of MB on a 1000-slice series.
+    groups: dict[str, list[_Frame]] = defaultdict(list)
+    firsts: dict[str, object] = {}
     multi: list[tuple[str, list[_Frame], object]] = []
     total = len(paths)
     for n, path in enumerate(paths):
@@ -347,14 +354,25 @@ def scan_files(paths: Sequence[Path], progress: Progress = None, cancel: Cancel 
         if len(frames) > 1 or frames[0].frame is not None:
             multi.append((uid, frames, ds))
         else:
-            groups[uid].append((frames[0], ds))
+            groups[uid].append(frames[0])
+            firsts.setdefault(uid, ds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        series = _series_infos(groups, firsts, multi)
+    if progress is not None:
+        progress(total, total)
+    series.sort(key=lambda s: (-s.voxels, s.uid))
+    return ScanResult(series, notes)
+
+
+def _series_infos(groups, firsts, multi) -> list[SeriesInfo]:
     series = []
     for uid, items in groups.items():
-        first = items[0][1]
-        rows, cols = _common_size([f for f, _ in items])
+        first = firsts[uid]
+        rows, cols = _common_size(items)
         series.append(SeriesInfo(uid, str(_get(first, "SeriesDescription", "")), str(_get(first, "Modality", "")),
-                                 len(items), rows, cols, [f.path for f, _ in items], False,
-                                 str(_get(first, "StudyDate", "")), [f for f, _ in items], first))
+                                 len(items), rows, cols, [f.path for f in items], False,
+                                 str(_get(first, "StudyDate", "")), items, first))
     used = set(groups)
     for uid, frames, ds in multi:
         key = uid
@@ -364,10 +382,7 @@ def scan_files(paths: Sequence[Path], progress: Progress = None, cancel: Cancel 
         series.append(SeriesInfo(key, str(_get(ds, "SeriesDescription", "")), str(_get(ds, "Modality", "")),
                                  len(frames), frames[0].rows, frames[0].cols, [frames[0].path], True,
                                  str(_get(ds, "StudyDate", "")), frames, ds))
-    if progress is not None:
-        progress(total, total)
-    series.sort(key=lambda s: (-s.voxels, s.uid))
-    return ScanResult(series, notes)
+    return series
 
 
 def _common_size(frames: Iterable[_Frame]) -> tuple[int, int]:

@@ -187,3 +187,34 @@ def test_progress_and_cancel(tmp_path):
     assert seen[-1][0] == seen[-1][1] and all(a <= b for (a, _), (b, _) in zip(seen, seen[1:], strict=False))
     with pytest.raises(Cancelled):
         load_volume(tmp_path, cancel=lambda: True)
+
+
+def test_uneven_spacing_is_reported(tmp_path):
+    files = write_ct_series(tmp_path, slices=6, rows=8, cols=8)
+    ds = pydicom.dcmread(files[3])
+    ds.ImagePositionPatient[2] = float(ds.ImagePositionPatient[2]) + 0.8
+    ds.save_as(files[3])
+    vol = load_volume(tmp_path)
+    assert vol.shape[0] == 6
+    assert any("uneven slice spacing" in w and "0.800 mm" in w for w in vol.warnings)
+
+
+def test_mixed_sizes_in_one_series_keep_the_largest_stack(tmp_path):
+    uid = "1.2.826.0.1.3680043.8.498.12345"
+    write_ct_series(tmp_path / "a", slices=5, rows=16, cols=16, series_uid=uid)
+    write_ct_series(tmp_path / "b", slices=2, rows=8, cols=8, series_uid=uid, origin=(0.0, 0.0, 100.0))
+    vol = load_volume(tmp_path)
+    assert vol.shape == (5, 16, 16)
+    assert any("mixes image sizes" in w and "left out 2" in w for w in vol.warnings)
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm",
+                                  "MR_small_jp2klossless.dcm", "MR_small_bigendian.dcm", "JPEG-LL.dcm",
+                                  "image_dfl.dcm", "MR_small_implicit.dcm"])
+def test_encodings_decode_like_simpleitk(name):
+    path = get_testdata_file(name, download=False)
+    vol = load_volume(path)
+    ref = sitk.DICOMOrient(sitk.ReadImage(path), "LPS")
+    np.testing.assert_array_equal(vol.array, sitk.GetArrayFromImage(ref))
+    np.testing.assert_allclose(vol.origin, ref.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(vol.spacing[:2], ref.GetSpacing()[:2], atol=1e-4)
