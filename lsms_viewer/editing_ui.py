@@ -237,10 +237,12 @@ class EditingController(QObject):
         action.setCheckable(checkable)
         action.triggered.connect(slot)
         self.window.addAction(action)  # shortcuts work wherever the focus is in the window
+        self._actions.append(action)
         return action
 
     def _build_actions(self) -> None:
         w = self.window
+        self._actions: list[QAction] = []
         self.undo_action = self._action("&Undo", self.undo, QKeySequence.StandardKey.Undo, "Undo the last edit")
         self.redo_action = self._action("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "Redo what was undone")
         self.fill_holes_action = self._action("Fill &holes on this slice", self.fill_holes_slice, "Ctrl+H",
@@ -250,7 +252,7 @@ class EditingController(QObject):
         self.clear_slice_action = self._action("&Clear slice", self.clear_current_slice, "Ctrl+Backspace",
                                                "Remove the active label from the current slice")
         self.interpolate_action = self._action(
-            "&Interpolate between edited slices", self.interpolate, "Ctrl+I",
+            "&Interpolate between edited slices", self.interpolate, "Ctrl+Shift+I",
             "Fill the slices between the last two slices you drew on (or across the gap at this slice)")
         self.slice_actions = [self.fill_holes_action, self.fill_holes_all_action, self.clear_slice_action,
                               self.interpolate_action]
@@ -291,6 +293,19 @@ class EditingController(QObject):
         self.tool_actions["pan"].setChecked(True)
         self.smaller_action = self._action("Smaller brush", lambda: self.step_radius(-1), "[")
         self.larger_action = self._action("Larger brush", lambda: self.step_radius(1), "]")
+        self._drop_clashing_shortcuts()
+
+    def _drop_clashing_shortcuts(self) -> None:
+        """An ambiguous shortcut fires neither action: the window's own actions win over ours."""
+        mine = set(self._actions)
+        taken = {seq.toString() for a in self.window.findChildren(QAction) if a not in mine for seq in a.shortcuts()}
+        self.dropped_shortcuts: list[str] = []
+        for action in self._actions:
+            keep = [seq for seq in action.shortcuts() if seq.toString() not in taken]
+            if len(keep) != len(action.shortcuts()):
+                self.dropped_shortcuts += [f"{action.text()}: {seq.toString()}" for seq in action.shortcuts()
+                                           if seq not in keep]
+                action.setShortcuts(keep)
 
     def set_tool(self, key: str) -> None:
         """Give the left button to a tool: pan, brush, eraser, fill, keep, remove."""

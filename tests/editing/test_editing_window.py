@@ -127,3 +127,14 @@ def test_threshold_range_follows_the_window_until_typed(window):
     panel.threshold.setChecked(True)
     panel.from_window.click()
     assert settings.hu_range == (-160.0, 240.0)
+
+
+def test_no_shortcut_is_ambiguous(window):
+    from PySide6.QtGui import QAction
+
+    seen = {}
+    for action in set(window.findChildren(QAction)):
+        for seq in action.shortcuts():
+            assert seq.toString() not in seen, (action.text(), seen.get(seq.toString()))
+            seen[seq.toString()] = action.text()
+    assert window.editing.dropped_shortcuts == []
