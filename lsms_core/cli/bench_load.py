@@ -79,6 +79,7 @@ def worker() -> None:
     import numpy as np
     import SimpleITK as sitk
 
+    import lsms_core.volume.load as load_module
     from lsms_core.volume import load_volume
 
     folder, reader = sys.argv[1], sys.argv[2]
@@ -88,6 +89,7 @@ def worker() -> None:
     def load():
         keep.clear()
         if reader == "ours":
+            load_module._last_scan = None  # no reuse of an earlier header scan: time the whole job
             return load_volume(folder).array
         names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder)
         series = sitk.ImageSeriesReader()

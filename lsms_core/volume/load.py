@@ -53,8 +53,25 @@ def list_series(folder: Path | str, progress: Progress = None, cancel: Cancel = 
     return scan_folder(folder, progress, cancel).series
 
 
+# The last folder scan, reused while no file in the folder changed: callers list the series, let the user
+# choose, then load (the viewer does), and parsing every header twice would double the wait.
+_last_scan: tuple[tuple, ScanResult] | None = None
+
+
+def _fingerprint(folder: Path, files: list[Path]) -> tuple:
+    stats = []
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError:
+            return ()
+        stats.append((str(path), st.st_size, st.st_mtime_ns))
+    return (str(folder.resolve()), tuple(stats))
+
+
 def scan_folder(folder: Path | str, progress: Progress = None, cancel: Cancel = None) -> ScanResult:
     """Like ``list_series`` but also returns the notes on every skipped file."""
+    global _last_scan
     folder = Path(folder)
     if not folder.exists():
         raise VolumeError(folder, "does not exist")
@@ -63,7 +80,16 @@ def scan_folder(folder: Path | str, progress: Progress = None, cancel: Cancel = 
     files = dicom_files(folder)
     if not files:
         raise VolumeError(folder, "the folder is empty")
-    return scan_files(files, progress, cancel, folder)
+    key = _fingerprint(folder, files)
+    cached = _last_scan
+    if key and cached is not None and cached[0] == key:
+        if progress is not None:
+            progress(len(files), len(files))
+        return cached[1]
+    result = scan_files(files, progress, cancel, folder)
+    if key:
+        _last_scan = (key, result)
+    return result
 
 
 def load_volume(path: Path | str, series_uid: str | None = None, progress: Progress = None,

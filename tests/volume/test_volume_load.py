@@ -218,3 +218,12 @@ def test_encodings_decode_like_simpleitk(name):
     np.testing.assert_array_equal(vol.array, sitk.GetArrayFromImage(ref))
     np.testing.assert_allclose(vol.origin, ref.GetOrigin(), atol=1e-4)
     np.testing.assert_allclose(vol.spacing[:2], ref.GetSpacing()[:2], atol=1e-4)
+
+
+def test_folder_scan_is_reused_only_while_files_are_unchanged(tmp_path):
+    write_ct_series(tmp_path / "a", slices=3, rows=8, cols=8, description="first", seed=1)
+    assert [s.slices for s in list_series(tmp_path)] == [3]
+    assert load_volume(tmp_path).shape[0] == 3
+    write_ct_series(tmp_path / "b", slices=5, rows=8, cols=8, description="second", seed=2)
+    assert [s.slices for s in list_series(tmp_path)] == [5, 3]
+    assert load_volume(tmp_path).meta["series_description"] == "second"
