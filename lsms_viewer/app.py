@@ -35,6 +35,9 @@ def create_application(argv: list[str] | None = None):
     app.setApplicationName("LSMS Viewer")
     app.setOrganizationName("LSMS")
     app.setStyle("Fusion")
+    from lsms_viewer.qt_compat import install_none_guard
+
+    install_none_guard()
     apply_dark_palette(app)
     return app
 

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from lsms_viewer.document import Document, Label
 from lsms_viewer.overlay import compose_slice, lookup_table
+from lsms_viewer.qt_compat import ensure_none_reserve, install_none_guard
 from lsms_viewer.tools import PanTool, Tool, ToolEvent
 from lsms_viewer.windowing import SliceRenderer, Window, matching_preset
 
@@ -106,7 +107,9 @@ class SliceImageItem(pg.GraphicsObject):
 
     def paint(self, painter, *args) -> None:
         if not self._qimage.isNull():
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+            # No SmoothPixmapTransform: the view never sets it, so magnified voxels stay crisp squares.
+            # (Not switched off here on purpose: PySide6 6.12's setRenderHint(s) mis-counts references
+            # to its flag argument, and a few thousand paints later the interpreter aborts at exit.)
             painter.drawImage(QRectF(0, 0, self.width(), self.height()), self._qimage)
 
 
@@ -239,6 +242,7 @@ class SliceView(QWidget):
 
     def __init__(self, document: Document, parent: QWidget | None = None):
         super().__init__(parent)
+        install_none_guard()  # see qt_compat: some PySide6 builds abort after enough repaints
         self.document = document
         self._slice = 0
         self._window = Window(400, 40)
@@ -345,6 +349,7 @@ class SliceView(QWidget):
         if volume is None:
             return
         k = int(min(max(k, 0), volume.shape[0] - 1))
+        ensure_none_reserve()
         changed = k != self._slice
         self._slice = k
         self._draw_image()
