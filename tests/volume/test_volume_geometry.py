@@ -170,3 +170,14 @@ def test_mask_of_other_grid_is_refused(tmp_path):
     _nifti(tmp_path / "b.nii.gz", NIFTI_AFFINES["oblique"])
     with pytest.raises(VolumeError, match="does not match"):
         load_mask(tmp_path / "b.nii.gz", load_volume(tmp_path / "a.nii.gz"))
+
+
+def test_nothing_identifying_is_written(tmp_path):
+    write_ct_series(tmp_path / "dicom", slices=2, rows=8, cols=8)  # PatientName Synthetic^Phantom, ID SYNTHETIC
+    vol = load_volume(tmp_path / "dicom")
+    assert "Synthetic^Phantom" not in repr(vol.meta) and "SYNTHETIC" not in repr(vol.meta)
+    written = [save_volume(vol, tmp_path / f"ct{ext}") for ext in (".nii", ".nrrd", ".mha")]
+    written.append(save_mask(vol.array > 0, vol, tmp_path / "m.nii", labels={1: "lesion"}))
+    for path in [*written, tmp_path / "m.json"]:
+        data = path.read_bytes()
+        assert b"Synthetic^Phantom" not in data and b"SYNTHETIC" not in data, path

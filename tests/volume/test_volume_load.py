@@ -227,3 +227,15 @@ def test_folder_scan_is_reused_only_while_files_are_unchanged(tmp_path):
     write_ct_series(tmp_path / "b", slices=5, rows=8, cols=8, description="second", seed=2)
     assert [s.slices for s in list_series(tmp_path)] == [5, 3]
     assert load_volume(tmp_path).meta["series_description"] == "second"
+
+
+def test_compressed_enhanced_ct_decodes_frame_by_frame(tmp_path):
+    from pydicom.uid import RLELossless
+
+    path = write_enhanced_ct(tmp_path / "enh.dcm", frames=5, rows=16, cols=16)
+    ds = pydicom.dcmread(path)
+    ds.compress(RLELossless)
+    ds.save_as(tmp_path / "enh_rle.dcm", enforce_file_format=True)
+    raw, rle = load_volume(path), load_volume(tmp_path / "enh_rle.dcm")
+    np.testing.assert_array_equal(rle.array, raw.array)
+    np.testing.assert_allclose(rle.affine_lps, raw.affine_lps)
