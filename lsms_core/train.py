@@ -562,6 +562,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, text_encoder=None, log: Cal
     device = resolve_device(cfg.device)
     if dist_info.enabled and device.startswith("cuda"):
         device = f"cuda:{dist_info.local_rank}"
+    # The data are checked before the run folder is made, so a typo leaves nothing behind.
+    dataset = read_dataset(cfg.data)
+    train_samples = dataset.split(cfg.train_split)
+    if not train_samples:
+        raise DatasetError(cfg.data, f"split {cfg.train_split!r} holds no lines to train on")
     run_dir = Path(cfg.out)
     state = None
     if run_dir.exists() and (run_dir / STATE_DIR / STATE_JSON).exists():
@@ -579,16 +584,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, text_encoder=None, log: Cal
         if resume:
             raise TrainingError(run_dir, "has no saved training state to resume from")
         raise TrainingError(run_dir, "exists and is not empty; choose a new --out folder")
+    _barrier(dist_info)  # every rank has checked the folder before the first one writes to it
     if dist_info.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _atomic_text(run_dir / CONFIG_NAME, json.dumps(cfg.to_dict(), indent=2) + "\n")
     _barrier(dist_info)
 
     # ---- data
-    dataset = read_dataset(cfg.data)
-    train_samples = dataset.split(cfg.train_split)
-    if not train_samples:
-        raise DatasetError(cfg.data, f"split {cfg.train_split!r} holds no lines to train on")
     val_samples = dataset.split(cfg.val_split) if cfg.val_split else []
     if not val_samples and dist_info.main:
         log(f"warning: split {cfg.val_split!r} is empty: no validation, the last epoch is exported")

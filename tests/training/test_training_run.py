@@ -11,6 +11,7 @@ import pytest
 from safetensors.torch import load_file
 
 from lsms_core.checkpoint import load_checkpoint, read_config
+from lsms_core.cli.main import main
 from lsms_core.data.format import read_dataset
 from lsms_core.engine import Segmenter
 from lsms_core.evaluate import evaluate
@@ -137,3 +138,16 @@ def test_two_cpu_processes_under_torchrun_agree(reference_run, tiny_data, tmp_pa
     assert all(r["samples"] == 16 for r in rows)
     assert read_config(out / "best").trained
     assert "best checkpoint" in proc.stdout
+
+
+def test_eval_command_writes_the_json_the_issue_names(reference_run, tiny_data, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--data", str(tiny_data), "--checkpoint", str(reference_run.best_checkpoint),
+                 "--split", "val", "--device", "cpu", "--threads", "1", "--json", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    for key in ("mDice", "mIoU", "oIoU", "prec@0.5", "prec@0.6", "prec@0.7", "prec@0.8", "prec@0.9",
+                "samples", "groups", "model_resolution"):
+        assert key in result, key
+    assert result["samples"] == 8 and result["trained"] is True
+    assert result["mDice"] == pytest.approx(reference_run.best["mDice"])  # the same figure training chose by
+    assert "lesions_on_slice=2+" in capsys.readouterr().out
