@@ -175,6 +175,41 @@ class UndoEntry:
         return {getattr(p, "label_id", None) or p.record.label_id for p in self.parts}
 
 
+def _merge_flips(parts: list[_Part]) -> list[_Part]:
+    """One flip per (label, slice) for each run of consecutive flips: XOR patches compose by XOR, so a
+    stroke of 40 mouse moves undoes as one write (one redraw) instead of 40."""
+    out: list[_Part] = []
+    run: dict[tuple[int, int], list[_MaskFlip]] = {}
+
+    def close_run() -> None:
+        for (label_id, z), flips in run.items():
+            if len(flips) == 1:
+                out.append(flips[0])
+                continue
+            y0 = min(f.box[1] for f in flips)
+            y1 = max(f.box[2] for f in flips)
+            x0 = min(f.box[3] for f in flips)
+            x1 = max(f.box[4] for f in flips)
+            acc = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+            for f in flips:
+                _, fy0, fy1, fx0, fx1 = f.box
+                acc[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] ^= unpack_bits(f.flip, (fy1 - fy0, fx1 - fx0))
+            if acc.any():
+                rows, cols = np.flatnonzero(acc.any(axis=1)), np.flatnonzero(acc.any(axis=0))
+                a, b, c, d = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+                out.append(_MaskFlip(label_id, (z, y0 + a, y0 + b, x0 + c, x0 + d), pack_bits(acc[a:b, c:d])))
+        run.clear()
+
+    for part in parts:
+        if isinstance(part, _MaskFlip):
+            run.setdefault((part.label_id, part.box[0]), []).append(part)
+        else:
+            close_run()
+            out.append(part)
+    close_run()
+    return out
+
+
 def _copy_fields(fields: dict) -> dict:
     out = dict(fields)
     out["meta"] = _deep_copy(out.get("meta", {}))
@@ -295,8 +330,10 @@ class UndoHistory:
             return None
         entry, self._batch = self._batch, None
         if entry is not None and entry.parts:
-            self._push(entry)
-            return entry
+            entry.parts = _merge_flips(entry.parts)
+            if entry.parts:  # a stroke painted and erased back to the start changes nothing
+                self._push(entry)
+                return entry
         return None
 
     @contextlib.contextmanager

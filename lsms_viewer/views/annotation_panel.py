@@ -80,6 +80,7 @@ class AnnotationPanel(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(150)
         self._timer.timeout.connect(self.remeasure)
+        self._long_axes: dict[int, dict[int, float]] = {}  # label -> {slice: long axis}, kept between strokes
 
         self.title = QLabel("No active label")
         self.title.setWordWrap(True)
@@ -183,9 +184,17 @@ class AnnotationPanel(QWidget):
         if self.label is not None and label.id == self.label.id and field_name in ("meta", "name"):
             self._load()
 
-    def _on_mask_changed(self, label: Label, _slices) -> None:
+    def _on_mask_changed(self, label: Label, slices) -> None:
+        axes = self._long_axes.get(label.id)
+        if axes:
+            for z in slices:
+                axes.pop(z, None)
         if self.label is not None and label.id == self.label.id:
             self._timer.start()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.remeasure()  # measuring is skipped while annotation mode is hidden
 
     def _load(self) -> None:
         enabled = self.label is not None and self.document.volume is not None
@@ -218,10 +227,12 @@ class AnnotationPanel(QWidget):
         ann = self.annotation()
         return ann.slice_index
 
-    def remeasure(self) -> None:
+    def remeasure(self, force: bool = False) -> None:
         """Measure the label on its annotated slice (default: its largest) and refresh diameter, density."""
         self._timer.stop()
         self.measurement = None
+        if not (force or self.isVisible()):
+            return  # annotation mode is hidden: measured when shown, or when the form needs it
         if self.label is None or self.document.volume is None or not self.label.mask.any():
             self.diameter.setText("–")
             self.density.setText("–")
@@ -232,7 +243,8 @@ class AnnotationPanel(QWidget):
         if k is None and self.label.mask[self.slice_view.current_slice].any():
             k = self.slice_view.current_slice  # not chosen yet: the slice the annotator is looking at
         try:
-            self.measurement = measure_lesion(self.document.volume, self.label.mask, k)
+            self.measurement = measure_lesion(self.document.volume, self.label.mask, k,
+                                              long_axes=self._long_axes.setdefault(self.label.id, {}))
         except AnnotationError as exc:
             self.slice_label.setText(str(exc))
             return
@@ -259,6 +271,8 @@ class AnnotationPanel(QWidget):
 
     # -- editing --------------------------------------------------------------------------------------
     def _form_annotation(self) -> Annotation:
+        if self.measurement is None:
+            self.remeasure(force=True)
         ann = self.annotation()
         a = ann.attributes
         a.segment = self.segment.currentData() or ""
@@ -327,6 +341,8 @@ class AnnotationPanel(QWidget):
 
     @property
     def current_warnings(self) -> list[str]:
+        if self.measurement is None:
+            self.remeasure(force=True)
         return self._check()
 
     # -- export ---------------------------------------------------------------------------------------

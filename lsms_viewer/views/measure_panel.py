@@ -37,11 +37,27 @@ class MeasureCache:
     def __init__(self, document: Document):
         self.document = document
         self._volume: dict[int, tuple] = {}
+        self._long_axes: dict[int, dict[int, float]] = {}  # label -> {slice: long axis mm}
         events = document.events
-        events.mask_changed.connect(lambda label, _s: self._volume.pop(label.id, None))
-        events.label_removed.connect(lambda label: self._volume.pop(label.id, None))
-        events.label_added.connect(lambda label: self._volume.pop(label.id, None))
-        events.volume_changed.connect(self._volume.clear)
+        events.mask_changed.connect(self._on_mask_changed)
+        events.label_removed.connect(self._forget)
+        events.label_added.connect(self._forget)
+        events.volume_changed.connect(self._clear)
+
+    def _on_mask_changed(self, label: Label, slices: range) -> None:
+        self._volume.pop(label.id, None)
+        axes = self._long_axes.get(label.id)
+        if axes:
+            for z in slices:
+                axes.pop(z, None)
+
+    def _forget(self, label: Label) -> None:
+        self._volume.pop(label.id, None)
+        self._long_axes.pop(label.id, None)
+
+    def _clear(self) -> None:
+        self._volume.clear()
+        self._long_axes.clear()
 
     def others(self, label: Label) -> np.ndarray | None:
         others = [lab.mask for lab in self.document.labels if lab.id != label.id]
@@ -50,7 +66,8 @@ class MeasureCache:
     def volume_part(self, label: Label):
         if label.id not in self._volume:
             try:
-                self._volume[label.id] = measure_volume(self.document.volume, label.mask, exclude=self.others(label))
+                self._volume[label.id] = measure_volume(self.document.volume, label.mask, exclude=self.others(label),
+                                                        long_axes=self._long_axes.setdefault(label.id, {}))
             except AnnotationError:
                 self._volume[label.id] = None
         return self._volume[label.id]
