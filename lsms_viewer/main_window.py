@@ -156,7 +156,10 @@ class MainWindow(QMainWindow):
         return self.slice_view.current_slice
 
     def _attach_extensions(self) -> None:
-        """Hook for the editing tools (issue 5), attached once they exist in this copy."""
+        """The editing, measuring and annotation tools (issue 5) build on the surface above."""
+        from lsms_viewer.editing_ui import attach_editing
+
+        attach_editing(self)
 
     # -- actions and menus -------------------------------------------------------------------------
     def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:

@@ -10,10 +10,11 @@ from lsms_viewer.demo import synthetic_abdomen
 
 
 @pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, qapp):
-    """Every test gets its own settings folder, so recent files and presets never leak between tests."""
+def isolated_settings(tmp_path, qapp, monkeypatch):
+    """Every test gets its own settings and session folders: nothing leaks between tests or to the user."""
     folder = tmp_path / "settings"
     folder.mkdir()
+    monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
     yield folder
 
