@@ -112,3 +112,24 @@ def test_new_volume_clears_history(document, volume):
     document.add_label(np.zeros(volume.shape, bool))
     document.set_volume(volume)
     assert not history.can_undo and history.shadow_nbytes == 0
+
+
+def test_a_stroke_of_many_moves_is_one_patch_per_slice_and_painting_back_records_nothing(document):
+    history = UndoHistory(document)
+    label = document.add_label(np.zeros(document.volume.shape, bool))
+    history.begin_batch("brush stroke")
+    for x in range(10, 50, 4):
+        _stroke(document, label, 4, [(20, x), (22, x + 4)])
+    entry = history.end_batch()
+    assert len(entry.parts) == 1
+    painted = label.mask.copy()
+    history.undo()
+    assert not label.mask.any()
+    history.redo()
+    assert np.array_equal(label.mask, painted)
+    history.begin_batch("eraser stroke")
+    before = len(history)
+    region = (slice(4, 5), slice(0, 10), slice(0, 10))
+    document.write_region(label.id, region, np.ones((1, 10, 10), bool))
+    document.write_region(label.id, region, painted[region])
+    assert history.end_batch() is None and len(history) == before
