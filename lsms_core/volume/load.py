@@ -111,6 +111,8 @@ def load_volume(path: Path | str, series_uid: str | None = None, progress: Progr
     if not path.exists():
         raise VolumeError(path, "does not exist")
     kind = _input_kind(path)
+    if progress is not None and kind in ("nifti", "itk"):
+        progress(0, 1000)  # one read call, no finer progress to give
     try:
         if kind == "nifti":
             vol, files = _load_nifti(path), (path,)
@@ -129,6 +131,8 @@ def load_volume(path: Path | str, series_uid: str | None = None, progress: Progr
         _default_window(vol)
     out = reorient_to_lps(vol, files)
     out.meta["source_orientation"] = orientation_code(vol.direction)
+    if progress is not None:
+        progress(1000, 1000)
     return out
 
 

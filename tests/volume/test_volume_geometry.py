@@ -181,3 +181,34 @@ def test_nothing_identifying_is_written(tmp_path):
     for path in [*written, tmp_path / "m.json"]:
         data = path.read_bytes()
         assert b"Synthetic^Phantom" not in data and b"SYNTHETIC" not in data, path
+
+
+def test_nifti_shapes_scaling_and_refusals(tmp_path):
+    flat = nib.Nifti1Image(np.arange(12, dtype=np.int16).reshape(4, 3), np.diag([0.5, 0.7, 1.0, 1.0]))
+    nib.save(flat, str(tmp_path / "flat.nii"))
+    vol = load_volume(tmp_path / "flat.nii")
+    assert vol.shape == (1, 3, 4) and vol.spacing[:2] == pytest.approx((0.5, 0.7))
+    scaled = nib.Nifti1Image(np.arange(24, dtype=np.int16).reshape(2, 3, 4), np.eye(4))
+    scaled.header.set_slope_inter(0.5, -10.0)
+    nib.save(scaled, str(tmp_path / "scaled.nii.gz"))
+    vol = load_volume(tmp_path / "scaled.nii.gz")
+    assert vol.array.dtype == np.float32
+    assert vol.array.min() == -10.0 and vol.array.max() == pytest.approx(1.5)
+    series = nib.Nifti1Image(np.zeros((4, 4, 3, 2), np.int16), np.eye(4))
+    nib.save(series, str(tmp_path / "4d.nii.gz"))
+    with pytest.raises(VolumeError, match="not a single 3-D volume"):
+        load_volume(tmp_path / "4d.nii.gz")
+    (tmp_path / "broken.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(VolumeError, match="broken.nii.gz"):
+        load_volume(tmp_path / "broken.nii.gz")
+    (tmp_path / "broken.nrrd").write_text("NRRD0004\ntype: nonsense\n")
+    with pytest.raises(VolumeError, match="broken.nrrd"):
+        load_volume(tmp_path / "broken.nrrd")
+
+
+def test_writing_into_a_missing_folder_is_refused(tmp_path):
+    _nifti(tmp_path / "ct.nii.gz", NIFTI_AFFINES["ras"])
+    vol = load_volume(tmp_path / "ct.nii.gz")
+    with pytest.raises(VolumeError, match="does not exist"):
+        save_mask(np.zeros(vol.shape, bool), vol, tmp_path / "nowhere" / "m.nii.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ct.nii.gz"]  # no stray temporary file
