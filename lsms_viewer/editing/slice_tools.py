@@ -119,12 +119,20 @@ class BrushTool(Tool):
         self._outline.setZValue(20)
         self._outline.setVisible(False)
         view.view_box.addItem(self._outline)
+        if hasattr(view, "cursor_moved"):
+            view.cursor_moved.connect(self._on_cursor)
 
     def deactivate(self) -> None:
         self._finish()
+        if hasattr(self.view, "cursor_moved"):
+            self.view.cursor_moved.disconnect(self._on_cursor)
         if self._outline is not None:
             self.view.view_box.removeItem(self._outline)
             self._outline = None
+
+    def _on_cursor(self, info) -> None:
+        if info is None and self._outline is not None:  # the pointer left the image: no stale footprint
+            self._outline.setVisible(False)
 
     def _update_outline(self, event: ToolEvent) -> None:
         volume = self.context.document.volume

@@ -138,3 +138,25 @@ def test_no_shortcut_is_ambiguous(window):
             assert seq.toString() not in seen, (action.text(), seen.get(seq.toString()))
             seen[seq.toString()] = action.text()
     assert window.editing.dropped_shortcuts == []
+
+
+def test_brush_cursor_is_the_footprint_and_hides_when_the_pointer_leaves(qtbot, window):
+    from helpers_editing import widget_point
+    from PySide6.QtCore import QEvent
+    from PySide6.QtTest import QTest
+
+    editing = window.editing
+    editing.set_tool("brush")
+    editing.panel.radius.setValue(4.0)
+    canvas = window.slice_view.canvas.viewport()
+    QTest.mouseMove(canvas, widget_point(window, 30, 40))
+    outline = editing.tools["brush"].outline_item
+    assert outline.isVisible()
+    sx, sy, _ = window.document.volume.spacing
+    rect = outline.path().boundingRect()
+    assert rect.width() == pytest.approx((2 * int(4.0 / sx) + 1) * sx)  # whole pixels, in mm
+    assert outline.pos().x() == pytest.approx(40.5 * sx) and outline.pos().y() == pytest.approx(30.5 * sy)
+    window.slice_view.canvas.leaveEvent(QEvent(QEvent.Type.Leave))
+    assert not outline.isVisible()
+    editing.set_tool("pan")
+    assert editing.tools["brush"].outline_item is None
