@@ -132,3 +132,27 @@ def test_measure_volume_matches_lsms_core_and_its_cache(volume):
         assert getattr(ours, name) == pytest.approx(getattr(ref, name)), name
     assert len(cache) == volume.shape[0] and density.label == "hypo"
     assert measure_volume(volume, mask, long_axes=cache)[0] == ours  # served from the cache
+
+
+def test_export_from_a_real_dicom_series_hashes_its_uid_and_keeps_no_identifiers(tmp_path):
+    import hashlib
+
+    from lsms_core.volume import load_volume
+    from lsms_core.volume.synthetic_dicom import write_ct_series
+
+    uid = "1.2.826.0.1.3680043.8.498.4242"
+    write_ct_series(tmp_path / "dcm", slices=4, rows=64, cols=64, series_uid=uid)
+    volume = load_volume(tmp_path / "dcm")
+    doc = Document(volume)
+    mask = np.zeros(volume.shape, bool)
+    mask[2, 20:30, 10:22] = True
+    ann = Annotation(LesionAttributes(segment="VI"), ["the lesion in segment VI of the right lobe"], 2, "cd",
+                     "test", True)
+    doc.add_label(mask, meta={"annotation": ann.to_json()})
+    report = export_annotations(tmp_path / "set", volume, doc.labels, window=(400, 40))
+    text = (tmp_path / "set" / "manifest.jsonl").read_text()
+    sample = read_dataset(tmp_path / "set").samples[0]
+    assert sample.extra["provenance"]["series_uid_sha256"] == hashlib.sha256(uid.encode()).hexdigest()
+    assert uid not in text and "PatientName" not in text and sample.split == "test"
+    assert report.samples == [sample.id] and sample.spacing == (volume.spacing[1], volume.spacing[0])
+    assert np.array_equal(np.load(tmp_path / "set" / sample.image), np.rint(volume.array[2]).astype(np.int16))
