@@ -152,7 +152,8 @@ def evaluate(model, config, dataset, text_encoder, *, split: str = "test", text_
     import torch
     import torch.nn.functional as F
 
-    samples = dataset.split(split)
+    # "all": every line, for a freshly generated held-out dataset whose every case is unseen.
+    samples = list(dataset.samples) if split == "all" else dataset.split(split)
     if not samples:
         raise LSMSError(f"{dataset.root} split {split!r}", "holds no samples to evaluate")
     if not 0.0 <= text_fraction <= 1.0:

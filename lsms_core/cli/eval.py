@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "at native and model resolution, overall and per attribute group.")
     parser.add_argument("--data", required=True, help="dataset folder (RefHL-Seg format v1)")
     parser.add_argument("--checkpoint", default="demo", help="checkpoint folder, or demo (default)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="default: test")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
+                        help="default: test; all = every line (a held-out dataset never trained on)")
     parser.add_argument("--text-fraction", type=float, default=1.0,
                         help="share of each expression's words kept (paper: 1.0, 0.5, 0.25; 0 = no words)")
     parser.add_argument("--json", dest="json_out", metavar="OUT", help="write the full result as JSON here")
