@@ -211,7 +211,7 @@ def _image_problem(ds) -> str | None:
     """Why ``ds`` cannot become a scalar volume, or None if it can."""
     sop = _sop_class(ds)
     if sop == DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
-        return "a DICOMDIR index, not an image (its folder's files are scanned instead)"
+        return "a DICOMDIR index, not an image (open its folder to load the series it lists)"
     if sop in _SEG_CLASSES:
         return "a DICOM SEG segmentation object, not a CT image"
     if "PixelData" not in ds:

@@ -174,6 +174,16 @@ def _load_dicom(path: Path, series_uid, progress, cancel) -> tuple[Volume, tuple
         if progress is not None:
             progress(100 + int(900 * done / max(total, 1)), 1000)
 
+    if path.is_file() and path.name.upper() == "DICOMDIR":
+        # A DICOMDIR only indexes the files around it: read those (their headers are the truth anyway).
+        try:
+            vol, files = _load_dicom(path.parent, series_uid, progress, cancel)
+        except SeriesChoiceError as exc:
+            raise SeriesChoiceError(path, f"indexes {exc.why}", exc.series) from exc
+        except VolumeError as exc:
+            raise VolumeError(path, f"is an index of {path.parent}, which cannot be loaded: {exc.why}") from exc
+        vol.warnings.insert(0, f"{path.name} is an index: loaded the images of its folder {path.parent}")
+        return vol, files
     if path.is_file():
         scan = scan_files([path], scan_progress, cancel, path)
         if not scan.series:

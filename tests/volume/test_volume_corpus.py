@@ -77,3 +77,10 @@ def test_dicomdir_folders_scan_their_images():
     assert vol.shape == (3, 16, 16) and vol.meta["modality"] == "CT"
     assert any("2 separate blocks" in w for w in vol.warnings)
     assert vol.spacing[2] == pytest.approx(1.25)
+
+
+def test_a_dicomdir_opens_the_folder_it_indexes():
+    dicomdir = Path(pydicom.data.__file__).parent / "test_files" / "dicomdirtests" / "DICOMDIR"
+    vol = load_volume(dicomdir)
+    assert vol.meta["modality"] == "CT" and vol.shape == (5, 16, 16)
+    assert "is an index" in vol.warnings[0]
