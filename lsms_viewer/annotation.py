@@ -56,6 +56,7 @@ LOBE_OF_SEGMENT = {"I": "caudate", "II": "left", "III": "left", "IV": "left", "V
 DENSITY_WORD = {"hypo": "hypodense", "iso": "isodense", "hyper": "hyperdense"}
 DIAMETER_TOLERANCE = 0.20
 PARTIAL_FRACTIONS = (0.5, 0.25)
+MAX_RING_VOXELS = 3_000_000  # above this box size the ring density is measured on one slice
 
 
 class AnnotationError(LSMSError):
@@ -102,13 +103,18 @@ def body_midline_col(image: np.ndarray, threshold_hu: float = -300.0) -> float |
 
 
 def measure_volume(volume: Volume, mask: np.ndarray, *, exclude: np.ndarray | None = None,
-                   ring_mm: float = 5.0, long_axes: dict[int, float] | None = None
+                   ring_mm: float = 5.0, long_axes: dict[int, float] | None = None, largest: bool = True
                    ) -> tuple[Measurement3D, Density | None]:
     """Volume, extent, HU statistics and 3D ring density of a non-empty label (works on its box only).
 
     Same numbers as ``lsms_core.measure.measure_3d``. ``long_axes`` is an optional cache {slice: long
     axis mm} that the caller keeps between calls and clears for slices that changed: the largest slice is
-    then found without re-measuring every slice after each brush stroke.
+    then found without re-measuring every slice after each brush stroke. ``largest=False`` skips that
+    search (``largest_slice`` is then the slice of largest area and ``long_axis_mm`` is NaN).
+
+    The ring density is computed in 3D; for a label whose box exceeds ``MAX_RING_VOXELS`` (an organ-sized
+    run) it is computed on the slice of largest area instead, so the GUI never stalls on a huge distance
+    transform.
     """
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
@@ -121,22 +127,30 @@ def measure_volume(volume: Volume, mask: np.ndarray, *, exclude: np.ndarray | No
     offset = box[0].start
     ks = np.flatnonzero(sub_mask.any(axis=(1, 2)))
     cache = long_axes if long_axes is not None else {}
-    best_k, best_len = int(ks[0]) + offset, -1.0
-    for k in ks:
-        z = int(k) + offset
-        if z not in cache:
-            cache[z] = axes_2d(sub_mask[k], (sy, sx))[0].length_mm
-        if cache[z] > best_len:
-            best_k, best_len = z, cache[z]
+    areas = sub_mask.sum(axis=(1, 2))
+    widest = int(np.argmax(areas))
+    best_k, best_len = widest + offset, float("nan")
+    if largest:
+        best_len = -1.0
+        for k in ks:
+            z = int(k) + offset
+            if z not in cache:
+                cache[z] = axes_2d(sub_mask[k], (sy, sx))[0].length_mm
+            if cache[z] > best_len:
+                best_k, best_len = z, cache[z]
     values = sub_hu[sub_mask].astype(np.float64)
     n = int(values.size)
     m3 = Measurement3D(volume_ml=float(n * sx * sy * sz / 1000.0), n_voxels=n, first_slice=int(ks[0]) + offset,
                        last_slice=int(ks[-1]) + offset, n_slices=int(ks.size), extent_mm=float(ks.size * sz),
                        hu_mean=float(values.mean()), hu_std=float(values.std()), largest_slice=best_k,
                        long_axis_mm=float(best_len))
+    sub_excl = None if exclude is None else np.asarray(exclude, bool)[box]
     try:
-        density = relative_density(sub_hu, sub_mask, sp3, ring_mm=ring_mm,
-                                   exclude=None if exclude is None else np.asarray(exclude, bool)[box])
+        if sub_mask.size <= MAX_RING_VOXELS:
+            density = relative_density(sub_hu, sub_mask, sp3, ring_mm=ring_mm, exclude=sub_excl)
+        else:
+            density = relative_density(sub_hu[widest], sub_mask[widest], (sy, sx), ring_mm=ring_mm,
+                                       exclude=None if sub_excl is None else sub_excl[widest])
     except MeasureError:
         density = None
     return m3, density
@@ -172,7 +186,8 @@ def measure_lesion(
     :class:`AnnotationError` for an empty label.
     """
     mask = np.asarray(mask, dtype=bool)
-    m3, density_3d = measure_volume(volume, mask, exclude=exclude, ring_mm=ring_mm, long_axes=long_axes)
+    m3, density_3d = measure_volume(volume, mask, exclude=exclude, ring_mm=ring_mm, long_axes=long_axes,
+                                    largest=slice_index is None)
     k = m3.largest_slice if slice_index is None else int(slice_index)
     on_slice = measure_slice(volume, mask, k, exclude=exclude, ring_mm=ring_mm)
     m2, density, side = on_slice if on_slice is not None else (None, None, None)

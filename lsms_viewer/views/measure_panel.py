@@ -67,7 +67,8 @@ class MeasureCache:
         if label.id not in self._volume:
             try:
                 self._volume[label.id] = measure_volume(self.document.volume, label.mask, exclude=self.others(label),
-                                                        long_axes=self._long_axes.setdefault(label.id, {}))
+                                                        long_axes=self._long_axes.setdefault(label.id, {}),
+                                                        largest=False)  # the table shows the shown slice's axes
             except AnnotationError:
                 self._volume[label.id] = None
         return self._volume[label.id]
@@ -157,7 +158,9 @@ class MeasurePanel(QWidget):
         for event in (events.volume_changed, events.label_added, events.label_removed, events.label_changed,
                       events.mask_changed):
             event.connect(self.schedule)
-        slice_view.slice_changed.connect(self.schedule)
+        # A new slice is measured at once (its volume part is cached): axes of the previous slice must
+        # never be shown over this one, even for the debounce interval.
+        slice_view.slice_changed.connect(lambda _k: self.refresh())
 
     def schedule(self, *_args) -> None:
         self._timer.start()
