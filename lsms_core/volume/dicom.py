@@ -431,15 +431,34 @@ def choose_series(scan: ScanResult, what: object, series_uid: str | None) -> tup
 # --------------------------------------------------------------------------------------------- assembly
 
 
-def _orientation_key(f: _Frame):
-    return None if f.orientation is None else tuple(np.round(f.orientation, 4))
+# Direction cosines closer than this are one orientation (scanners write them with 5-6 decimals).
+_ORIENTATION_TOLERANCE = 1e-3
+
+
+def _orientation_keys(frames: list[_Frame]) -> list[int | None]:
+    """A group number per frame: frames whose cosines agree within the tolerance share it (clustering
+    against each group's first member, so values straddling a rounding boundary never split a stack)."""
+    reps: list[np.ndarray] = []
+    keys: list[int | None] = []
+    for f in frames:
+        if f.orientation is None:
+            keys.append(None)
+            continue
+        for n, rep in enumerate(reps):
+            if np.max(np.abs(rep - f.orientation)) < _ORIENTATION_TOLERANCE:
+                keys.append(n)
+                break
+        else:
+            reps.append(f.orientation)
+            keys.append(len(reps) - 1)
+    return keys
 
 
 def _select_consistent(frames: list[_Frame], warn: list[str]) -> list[_Frame]:
     """Keep the largest group of frames sharing size and orientation; report the others."""
     groups: dict[tuple, list[_Frame]] = defaultdict(list)
-    for f in frames:
-        groups[(f.rows, f.cols, _orientation_key(f))].append(f)
+    for f, orientation in zip(frames, _orientation_keys(frames), strict=True):
+        groups[(f.rows, f.cols, orientation)].append(f)
     if len(groups) == 1:
         return frames
     key = max(groups, key=lambda k: (len(groups[k]), k[0] * k[1]))

@@ -239,3 +239,13 @@ def test_compressed_enhanced_ct_decodes_frame_by_frame(tmp_path):
     raw, rle = load_volume(path), load_volume(tmp_path / "enh_rle.dcm")
     np.testing.assert_array_equal(rle.array, raw.array)
     np.testing.assert_allclose(rle.affine_lps, raw.affine_lps)
+
+
+def test_orientation_noise_does_not_split_a_stack(tmp_path):
+    files = write_ct_series(tmp_path, slices=4, rows=8, cols=8)
+    for path, cosine in zip(files, ("0.99995", "0.99994", "0.99995", "0.99994"), strict=True):
+        ds = pydicom.dcmread(path)
+        ds.ImageOrientationPatient = [cosine, "0", "0", "0", "1", "0"]
+        ds.save_as(path)
+    vol = load_volume(tmp_path)
+    assert vol.shape[0] == 4 and vol.warnings == []
