@@ -419,6 +419,7 @@ def export_annotations(
     annotator: str = "",
     split: str | None = None,
     dataset_name: str | None = None,
+    slices: str = "annotated",
 ) -> ExportReport:
     """Append the annotated labels (``meta["annotation"]`` with ``done``) to the dataset at ``root``.
 
@@ -426,7 +427,10 @@ def export_annotations(
     (a fresh ``caseNNN`` id, never clashing with the dataset's). Per label: the annotated slice as int16 HU
     ``.npy``, the final mask as PNG, and the model's first mask (when the label came from a run) as
     ``*_model.png``; the manifest line carries expressions, spacing, attributes and ``provenance``.
+    ``slices="all"`` exports every slice the lesion is on (same expressions), not just the annotated one.
     """
+    if slices not in ("annotated", "all"):
+        raise AnnotationError("slices", f"must be 'annotated' or 'all', not {slices!r}")
     from lsms_core.data.format import DatasetWriter, Sample
 
     root = Path(root)
@@ -456,36 +460,43 @@ def export_annotations(
         case_id = writer.new_case_id("case")
         split = split or todo[0][1].split or "train"  # a case lives in one split
         for label, ann, expressions in todo:
-            k = int(ann.slice_index)
-            lesion = f"l{label.id}"
-            stem = f"{k:03d}"
-            image_rel = f"images/{case_id}/{stem}.npy"
-            if not (root / image_rel).exists():
-                image_rel = writer.write_image(case_id, stem, _hu_int16(volume.array[k]))
-            mask_rel = writer.write_mask(case_id, f"{stem}_{lesion}", label.mask[k])
-            provenance = {
-                "tool": "lsms-viewer",
-                "annotator": ann.annotator or annotator,
-                "series_uid_sha256": series_hash,
-                "window": list(window) if window else None,
-                "checkpoint": label.run.checkpoint if label.run is not None else checkpoint,
-                "model_expression": label.run.expression if label.run is not None else None,
-                "edited": None,
-                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
             first = label.meta.get("first_model_mask")
-            if first:
-                model_mask = decode_mask(first)
-                if model_mask.shape == label.mask.shape:
+            model_mask = decode_mask(first) if first else None
+            if model_mask is not None and model_mask.shape != label.mask.shape:
+                warnings.append(f"{label.name}: the kept model mask is from another grid; not exported")
+                model_mask = None
+            if slices == "all":
+                ks = [int(k) for k in np.flatnonzero(label.mask.any(axis=(1, 2)))]
+            else:
+                ks = [int(ann.slice_index)]
+            lesion = f"l{label.id}"
+            for k in ks:
+                stem = f"{k:03d}"
+                image_rel = f"images/{case_id}/{stem}.npy"
+                if not (root / image_rel).exists():  # one image per slice, shared by its lesions
+                    image_rel = writer.write_image(case_id, stem, _hu_int16(volume.array[k]))
+                mask_rel = writer.write_mask(case_id, f"{stem}_{lesion}", label.mask[k])
+                provenance = {
+                    "tool": "lsms-viewer",
+                    "annotator": ann.annotator or annotator,
+                    "series_uid_sha256": series_hash,
+                    "window": list(window) if window else None,
+                    "checkpoint": label.run.checkpoint if label.run is not None else checkpoint,
+                    "model_expression": label.run.expression if label.run is not None else None,
+                    "annotated_slice": int(ann.slice_index),
+                    "edited": None,
+                    "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+                if model_mask is not None:
                     provenance["model_mask"] = writer.write_mask(case_id, f"{stem}_{lesion}_model", model_mask[k])
                     provenance["edited"] = bool(not np.array_equal(model_mask[k], label.mask[k]))
-            sample = Sample(
-                id=f"{case_id}_s{stem}_{lesion}", case_id=case_id, split=split,
-                image=image_rel, mask=mask_rel, expressions=expressions, spacing=(sy, sx), slice_index=k,
-                lesion_id=lesion, attributes=ann.attributes.to_json(), extra={"provenance": provenance},
-            )
-            writer.add(sample)
-            written.append(sample.id)
+                sample = Sample(
+                    id=f"{case_id}_s{stem}_{lesion}", case_id=case_id, split=split,
+                    image=image_rel, mask=mask_rel, expressions=expressions, spacing=(sy, sx), slice_index=k,
+                    lesion_id=lesion, attributes=ann.attributes.to_json(), extra={"provenance": provenance},
+                )
+                writer.add(sample)
+                written.append(sample.id)
     return ExportReport(root, case_id, written, warnings)
 
 

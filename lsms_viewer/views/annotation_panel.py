@@ -150,6 +150,10 @@ class AnnotationPanel(QWidget):
         export_form.addRow("Annotator", self.annotator)
         export_form.addRow("Split", self.split)
         export_form.addRow(self.done)
+        self.export_slices = QComboBox()
+        self.export_slices.addItem("the annotated slice of each lesion", "annotated")
+        self.export_slices.addItem("every slice each lesion is on", "all")
+        export_form.addRow("Export", self.export_slices)
         self.export_button = QPushButton("Export annotated lesions…")
         self.export_button.setToolTip("Append the lesions marked ready to a RefHL-Seg-style dataset folder")
         self.export_button.clicked.connect(self.export_dialog)
@@ -352,7 +356,8 @@ class AnnotationPanel(QWidget):
         window = self.window_of()
         try:
             report = export_annotations(root, volume, self.document.labels, window=window,
-                                        annotator=self.annotator.text().strip())
+                                        annotator=self.annotator.text().strip(),
+                                        slices=self.export_slices.currentData() or "annotated")
         except LSMSError as exc:
             self.last_error = str(exc)
             return None

@@ -156,3 +156,21 @@ def test_export_from_a_real_dicom_series_hashes_its_uid_and_keeps_no_identifiers
     assert uid not in text and "PatientName" not in text and sample.split == "test"
     assert report.samples == [sample.id] and sample.spacing == (volume.spacing[1], volume.spacing[0])
     assert np.array_equal(np.load(tmp_path / "set" / sample.image), np.rint(volume.array[2]).astype(np.int16))
+
+
+def test_export_every_slice_of_a_lesion_shares_images_between_lesions(tmp_path, volume):
+    doc = _annotated_document(volume)
+    second = doc.labels[1]
+    ann = Annotation(LesionAttributes(density="hyperdense"), ["the hyperdense lesion"], 5, "ab", "val", True)
+    doc.update_label(second.id, meta={"annotation": ann.to_json()})
+    report = export_annotations(tmp_path / "all", volume, doc.labels, slices="all")
+    ds = read_dataset(tmp_path / "all")
+    n = volume.shape[0]
+    assert len(report.samples) == len(ds) == 2 * n
+    assert len({s.image for s in ds}) == n  # one image per slice
+    assert {s.split for s in ds} == {"train"}  # one case, one split
+    by_id = {s.id: s for s in ds}
+    s7 = by_id[f"{report.case_id}_s007_l{second.id}"]
+    assert np.array_equal(ds.load_mask(s7) != 0, second.mask[7])
+    with pytest.raises(AnnotationError, match="slices"):
+        export_annotations(tmp_path / "bad", volume, doc.labels, slices="some")
