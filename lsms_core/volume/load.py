@@ -191,6 +191,11 @@ def _load_dicom(path: Path, series_uid, progress, cancel) -> tuple[Volume, tuple
             raise VolumeError(path, reason)
     else:
         scan = scan_folder(path, scan_progress, cancel)
+        if not scan.series:
+            others = sorted(p.name for p in path.iterdir() if p.is_file() and _input_kind(p) in ("nifti", "itk"))
+            if others:
+                shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+                raise VolumeError(path, f"no DICOM image series in this folder; it holds {shown}: open that file")
     info, note = choose_series(scan, path, series_uid)
     with warnings.catch_warnings():  # pydicom's warnings on odd values; ours go to vol.warnings
         warnings.simplefilter("ignore")

@@ -212,3 +212,9 @@ def test_writing_into_a_missing_folder_is_refused(tmp_path):
     with pytest.raises(VolumeError, match="does not exist"):
         save_mask(np.zeros(vol.shape, bool), vol, tmp_path / "nowhere" / "m.nii.gz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ct.nii.gz"]  # no stray temporary file
+
+
+def test_folder_of_nifti_points_to_the_file(tmp_path):
+    _nifti(tmp_path / "ct.nii.gz", NIFTI_AFFINES["ras"])
+    with pytest.raises(VolumeError, match="holds ct.nii.gz: open that file"):
+        load_volume(tmp_path)
