@@ -93,8 +93,10 @@ def open_demo(window, demo) -> None:
         volume, _lesions = synthetic_abdomen()
         window.set_volume(volume)
     window.expression_bar.edit.setText(demo.expression)
-    if demo.notes:
-        window.show_notice("Demo: " + " ".join(demo.notes))
+    if demo.case_notes:
+        window.show_notice("Demo: " + " ".join(demo.case_notes), key="demo")
+    if demo.model_notes:
+        window.show_notice(" ".join(demo.model_notes), key="model")
 
 
 def main(argv: list[str] | None = None) -> int:

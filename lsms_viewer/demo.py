@@ -27,7 +27,12 @@ class DemoSetup:
     expression: str
     checkpoint: Path | None  # None = no checkpoint anywhere: segmentation is unavailable
     checkpoint_is_demo: bool
-    notes: list[str] = field(default_factory=list)
+    case_notes: list[str] = field(default_factory=list)  # about the CT shown
+    model_notes: list[str] = field(default_factory=list)  # about the weights used
+
+    @property
+    def notes(self) -> list[str]:
+        return self.case_notes + self.model_notes
 
     @property
     def complete(self) -> bool:
@@ -57,7 +62,8 @@ def find_demo(resources: Path | None = None) -> DemoSetup:
     from lsms_core.checkpoint import DEMO_NAME
 
     resources = resources or _resources()
-    notes: list[str] = []
+    case_notes: list[str] = []
+    model_notes: list[str] = []
     ct_path: Path | None = resources / "demo" / "ct.nii.gz"
     expression = DEFAULT_EXPRESSION
     recipe = resources / "demo" / "demo.json"
@@ -66,9 +72,9 @@ def find_demo(resources: Path | None = None) -> DemoSetup:
             try:
                 expression = str(json.loads(recipe.read_text(encoding="utf-8")).get("expression") or expression)
             except (OSError, ValueError) as exc:
-                notes.append(f"{recipe}: unreadable demo recipe ({exc}); using the default expression")
+                case_notes.append(f"{recipe}: unreadable demo recipe ({exc}); using the default expression")
     else:
-        notes.append(
+        case_notes.append(
             f"The demo case is not installed ({ct_path} is missing): showing a synthetic abdomen phantom instead."
         )
         ct_path = None
@@ -80,15 +86,15 @@ def find_demo(resources: Path | None = None) -> DemoSetup:
     else:
         checkpoint, is_demo = newest_checkpoint(models), False
         if checkpoint is None:
-            notes.append(
+            model_notes.append(
                 f"No model weights are installed ({demo_weights} is missing): segmentation is unavailable; "
                 "load a checkpoint with Tools ▸ Load checkpoint… or start with --checkpoint DIR."
             )
         else:
-            notes.append(
+            model_notes.append(
                 f"The demo weights are not installed: using the newest checkpoint found, {checkpoint.name}."
             )
-    return DemoSetup(ct_path, expression, checkpoint, is_demo, notes)
+    return DemoSetup(ct_path, expression, checkpoint, is_demo, case_notes, model_notes)
 
 
 def synthetic_abdomen(

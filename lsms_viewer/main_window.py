@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
         self.notice.setWordWrap(True)
         self.notice.setStyleSheet("background: #5a4a14; color: #fbe9b0; padding: 5px 10px;")
         self.notice.hide()
+        self._notices: dict[str, str] = {}
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -92,6 +93,10 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.expression_bar)
         self.setCentralWidget(central)
 
+        # Side panels run the full height; a bottom panel (measurements) sits under the image only.
+        self.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._docks_sized = False
         self.label_panel = LabelPanel(self.document)
         self.label_dock = self.add_dock(self.label_panel, "Labels", Qt.DockWidgetArea.RightDockWidgetArea)
 
@@ -361,7 +366,7 @@ class MainWindow(QMainWindow):
         user_settings.add_recent_file(path)
         self._rebuild_recent_menu()
         if result.warnings:
-            self.show_notice("Loaded with warnings:\n• " + "\n• ".join(result.warnings))
+            self.show_notice("Loaded with warnings:\n• " + "\n• ".join(result.warnings), key="study")
 
     def _choose_series_then_open(self, choice, ask) -> None:
         if self._load is not None:  # the previous thread is still winding down
@@ -412,7 +417,7 @@ class MainWindow(QMainWindow):
         if self._run is not None:
             self.cancel_segmentation()
         self.expression_bar.clear_rerun()
-        self.notice.hide()
+        self.clear_notice("study")
         self.document.set_volume(volume)
 
     def _on_volume_changed(self) -> None:
@@ -483,9 +488,17 @@ class MainWindow(QMainWindow):
     def _toggle_overlay(self) -> None:
         self.set_overlay_mode("outline" if self.slice_view.overlay_mode == "fill" else "fill")
 
-    def show_notice(self, text: str) -> None:
-        self.notice.setText(text)
-        self.notice.setVisible(bool(text))
+    def show_notice(self, text: str, key: str = "general") -> None:
+        """A banner above the image; one line per ``key`` ("study": load warnings, "model", "demo")."""
+        if text:
+            self._notices[key] = text
+        else:
+            self._notices.pop(key, None)
+        self.notice.setText("\n".join(self._notices.values()))
+        self.notice.setVisible(bool(self._notices))
+
+    def clear_notice(self, key: str) -> None:
+        self.show_notice("", key)
 
     def _show_cursor(self, info: CursorInfo | None) -> None:
         if info is None:
@@ -548,7 +561,7 @@ class MainWindow(QMainWindow):
         run = SegmentationRun(self.engine, request, self)
         worker = run.worker
         worker.loading.connect(self._on_model_loading)
-        worker.progress.connect(self.expression_bar.set_progress)
+        worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
         worker.cancelled.connect(self._on_cancelled)
@@ -558,11 +571,18 @@ class MainWindow(QMainWindow):
         count = stop - start
         self.expression_bar.set_busy(True, count, cancellable=count > 1)
         where = f"slice {start + 1}" if count == 1 else f"slices {start + 1}–{stop}"
-        self.expression_bar.show_message(f"Segmenting “{expression}” on {where}…")
+        self._running_text = f"Segmenting “{expression}” on {where}…"
+        self.expression_bar.show_message(self._running_text)
         self._update_actions()
         self.segmentation_started.emit()
         run.start()
         return True
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if self.expression_bar.progress.maximum() == 0:  # first batch: the model is loaded now
+            self.expression_bar.show_message(self._running_text)
+            self._update_device_label()
+        self.expression_bar.set_progress(done, total)
 
     def _on_model_loading(self) -> None:
         self.expression_bar.show_message("Loading the model (first run only)…")
@@ -670,6 +690,7 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot use this checkpoint", f"{exc.what}\n\n{exc.why}")
             return
         self.engine = EngineHost(resolved, device=self._device_choice, threshold=self._threshold)
+        self.clear_notice("model")
         self._update_device_label()
         self._update_actions()
         self.statusBar().showMessage(f"Checkpoint {resolved.name} will load on the next run.", 8000)
@@ -758,6 +779,19 @@ class MainWindow(QMainWindow):
         geometry = s.value("window/geometry")
         if isinstance(geometry, (bytes, bytearray)) or geometry is not None and hasattr(geometry, "size"):
             self.restoreGeometry(geometry)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._docks_sized:
+            self._docks_sized = True
+            # The image is the point of the window: panels start narrow and short; users can drag them.
+            docks = [d for d in self.findChildren(QDockWidget) if not d.isFloating() and d.isVisible()]
+            right = [d for d in docks if self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
+            bottom = [d for d in docks if self.dockWidgetArea(d) == Qt.DockWidgetArea.BottomDockWidgetArea]
+            if right:
+                self.resizeDocks(right, [380] * len(right), Qt.Orientation.Horizontal)
+            if bottom:
+                self.resizeDocks(bottom, [150] * len(bottom), Qt.Orientation.Vertical)
 
     def closeEvent(self, event) -> None:
         if self._load is not None:

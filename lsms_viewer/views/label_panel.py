@@ -55,6 +55,10 @@ class LabelPanel(QWidget):
             button.setCheckable(True)
             self.mode_group.addButton(button)
         self.fill_button.setChecked(True)
+        for button in (self.fill_button, self.outline_button):
+            # Fusion's dark palette hardly shows a checked button; the mode must be obvious.
+            button.setStyleSheet("QPushButton:checked { background: #3d7ab8; color: white; border: 1px solid #5b9bd5;"
+                                 " border-radius: 3px; padding: 3px 10px; }")
         self.fill_button.setToolTip("Show labels as a filled tint with a border (O toggles)")
         self.outline_button.setToolTip("Show only label borders (O toggles)")
         self.fill_button.toggled.connect(lambda on: on and self.overlay_mode_changed.emit("fill"))
@@ -80,7 +84,7 @@ class LabelPanel(QWidget):
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_EXPRESSION, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(COL_TIME, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setColumnWidth(COL_NAME, 120)
+        self.table.setColumnWidth(COL_NAME, 170)
         self.table.itemChanged.connect(self._on_item_changed)
         self.table.itemSelectionChanged.connect(self._on_selection_changed)
         self.table.cellDoubleClicked.connect(self._on_double_click)
