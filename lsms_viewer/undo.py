@@ -108,7 +108,11 @@ class _FieldChange(_Part):
     label_id: int
     before: dict
     after: dict
-    nbytes: int = 256
+    nbytes: int = 0
+
+    def __post_init__(self) -> None:
+        # A label's meta can hold a kept model mask (tens of KB of text): count what is really held.
+        self.nbytes = 256 + len(repr(self.before)) + len(repr(self.after))
 
     def undo(self, doc: Document) -> None:
         doc.update_label(self.label_id, **self.before)
