@@ -222,7 +222,7 @@ class EditingController(QObject):
         self.banner_dock = None
         self.document.events.volume_changed.connect(self._on_volume_changed_session)
         window.installEventFilter(self)
-        QTimer.singleShot(0, self.offer_crash_recovery)
+        QTimer.singleShot(0, self, self.offer_crash_recovery)
 
     # -- actions ------------------------------------------------------------------------------------
     def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:
@@ -503,9 +503,9 @@ class EditingController(QObject):
     def _on_volume_changed_session(self) -> None:
         data, self._pending_restore = self._pending_restore, None
         if data is not None:
-            QTimer.singleShot(0, lambda: self.restore(data.path))
+            QTimer.singleShot(0, self, lambda: self.restore(data.path))
         else:
-            QTimer.singleShot(0, self.offer_session_for_volume)
+            QTimer.singleShot(0, self, self.offer_session_for_volume)
 
     def offer_session_for_volume(self) -> None:
         """On opening a study: offer the labels saved in its session, if any."""
