@@ -538,6 +538,10 @@ class EditingController(QObject):
         view = data.header.get("view") or {}
         if "slice" in view:
             self.window.slice_view.set_slice(int(view["slice"]))
+        if len(view.get("window") or []) == 2:
+            from lsms_viewer.windowing import Window
+
+            self.window.slice_view.set_window(Window(float(view["window"][0]), float(view["window"][1])))
         self.history.clear()
         self.autosaver.save()
         self.last_restore = data

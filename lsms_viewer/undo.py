@@ -263,6 +263,9 @@ class UndoHistory:
         events.label_removed.connect(self._on_label_removed)
         events.label_changed.connect(self._on_label_changed)
         events.mask_changed.connect(self._on_mask_changed)
+        events.active_label_changed.connect(self._on_active_changed)
+        self._active: int | None = None
+        self._previous_active: int | None = None
         self._on_volume_changed(emit=False)
 
     def close(self) -> None:
@@ -273,6 +276,7 @@ class UndoHistory:
         events.label_removed.disconnect(self._on_label_removed)
         events.label_changed.disconnect(self._on_label_changed)
         events.mask_changed.disconnect(self._on_mask_changed)
+        events.active_label_changed.disconnect(self._on_active_changed)
 
     # -- queries ------------------------------------------------------------------------------------
     @property
@@ -465,9 +469,13 @@ class UndoHistory:
         self._order = [lab.id for lab in self.document.labels]
         if slices is None or fields is None:
             return
-        was_active = False  # remove_label has already cleared the active label
+        # remove_label clears the active label before it says the label is gone: look one step back.
+        was_active = self._active is None and self._previous_active == label.id
         record = _LabelRecord(fields, label.id, index, label.mask.shape, slices)
         self._record(_LabelPresence(record, added=False, was_active=was_active), f"delete “{label.name}”", label.id)
+
+    def _on_active_changed(self, label: Label | None) -> None:
+        self._previous_active, self._active = self._active, (label.id if label is not None else None)
 
     def _on_label_changed(self, label: Label, field_name: str) -> None:
         fields = self._fields.get(label.id)

@@ -79,9 +79,11 @@ def test_delete_and_rename_are_undoable_display_changes_are_not(document):
     assert history.undo_text == "change name of “segment VII lesion”"
     document.update_label(a.id, opacity=0.1)
     assert history.undo_text == "change name of “segment VII lesion”"
+    document.set_active(a.id)
     document.remove_label(a.id)
     assert history.undo_text.startswith("delete")
     history.undo()
+    assert document.active_label is document.label(a.id)  # it was active: it is again
     assert [lab.name for lab in document.labels] == ["segment VII lesion", "B"]
     assert np.array_equal(document.label(a.id).mask, mask)
     history.undo()
