@@ -160,3 +160,19 @@ def test_brush_cursor_is_the_footprint_and_hides_when_the_pointer_leaves(qtbot, 
     assert not outline.isVisible()
     editing.set_tool("pan")
     assert editing.tools["brush"].outline_item is None
+
+
+def test_tool_keys_and_bracket_keys_change_tool_and_radius(qtbot, window):
+    canvas = window.slice_view.canvas
+    canvas.setFocus()
+    editing = window.editing
+    for key, name in ((Qt.Key.Key_B, "brush"), (Qt.Key.Key_E, "eraser"), (Qt.Key.Key_F, "fill"),
+                      (Qt.Key.Key_K, "keep"), (Qt.Key.Key_H, "pan")):
+        qtbot.keyClick(canvas, key)
+        assert editing.active_tool == name and editing.tool_actions[name].isChecked()
+    editing.panel.radius.setValue(5.0)
+    qtbot.keyClick(canvas, Qt.Key.Key_BracketRight)
+    assert editing.context.settings.radius_mm == 6.0
+    qtbot.keyClick(canvas, Qt.Key.Key_BracketLeft)
+    qtbot.keyClick(canvas, Qt.Key.Key_BracketLeft)
+    assert editing.context.settings.radius_mm == 4.0
