@@ -229,23 +229,23 @@ def format_diameter(mm: float) -> str:
     return f"{mm / 10:.1f} cm" if mm >= 10 else f"{mm:.0f} mm"
 
 
-def _location_phrase(a: LesionAttributes) -> str:
+def _location_phrase(a: LesionAttributes, short: bool = False) -> str:
     if not a.segment:
         return ""
     if a.lobe == "caudate":
-        return "in the caudate lobe (segment I)"
-    return f"in segment {a.segment} of the {a.lobe} lobe"
+        return "in the caudate lobe" if short else "in the caudate lobe (segment I)"
+    return f"in segment {a.segment}" if short else f"in segment {a.segment} of the {a.lobe} lobe"
 
 
-def _phrases(a: LesionAttributes) -> dict[str, str]:
-    """Each attribute as the words it contributes, keyed by attribute."""
+def _phrases(a: LesionAttributes, short: bool = False) -> dict[str, str]:
+    """Each attribute as the words it contributes, keyed by attribute (``short``: for partial ones)."""
     kind = LESION_NAMES.get(a.lesion_type, a.lesion_type)
     return {
         "shape": a.shape,
         "boundary": f"{'well-defined' if a.boundary == 'clear' else 'ill-defined'}" if a.boundary else "",
         "density": a.density,
         "diameter": f"of about {format_diameter(a.diameter_mm)}" if a.diameter_mm else "",
-        "segment": _location_phrase(a),
+        "segment": _location_phrase(a, short),
         "enhancement": f"with {a.enhancement}" if a.enhancement else "",
         "lesion_type": f"suggestive of {kind}" if kind else "",
     }
@@ -255,9 +255,9 @@ def compose_expression(a: LesionAttributes, keep: set[str] | None = None) -> str
     """A referring expression from the attributes, e.g. "the round, well-defined hypodense lesion of about
     2.3 cm in segment VII of the right lobe with rim enhancement, suggestive of metastasis".
 
-    ``keep``: only these attributes (for partial expressions).
+    ``keep``: only these attributes (a partial expression, with the short location "in segment VII").
     """
-    p = _phrases(a)
+    p = _phrases(a, short=keep is not None)
     if keep is not None:
         p = {k: (v if k in keep else "") for k, v in p.items()}
     adjectives = [w for w in (p["shape"], p["boundary"]) if w]

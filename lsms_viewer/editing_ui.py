@@ -202,6 +202,7 @@ class EditingController(QObject):
         if hasattr(window, "tabifyDockWidget"):
             window.tabifyDockWidget(self.dock, self.annotation_dock)
         self.annotation_dock.hide()  # annotation mode is off until asked for
+        self.annotation_mode_action.toggled.connect(lambda on: on and self.annotation_dock.raise_())
         window.menus["tools"].addSeparator()
         window.menus["tools"].addAction(self.annotation_mode_action)
         self.history.changed.connect(self._update_actions)
