@@ -44,6 +44,19 @@ from lsms_viewer.undo import UndoHistory
 from lsms_viewer.views.annotation_panel import AnnotationPanel
 from lsms_viewer.views.measure_panel import MeasurePanel
 
+def undo_budget_bytes() -> int:
+    """The undo memory budget: ``$LSMS_UNDO_BUDGET_MB`` if set to a positive number, else 256 MB."""
+    import os
+
+    from lsms_viewer.undo import DEFAULT_BUDGET_BYTES
+
+    try:
+        mb = float(os.environ.get("LSMS_UNDO_BUDGET_MB", ""))
+    except ValueError:
+        return DEFAULT_BUDGET_BYTES
+    return int(mb * 1024 * 1024) if mb > 0 else DEFAULT_BUDGET_BYTES
+
+
 RADIUS_STEPS_MM = (0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 75, 100)
 
 
@@ -180,7 +193,7 @@ class EditingController(QObject):
         super().__init__(window)
         self.window = window
         self.document = window.document
-        self.history = UndoHistory(self.document)
+        self.history = UndoHistory(self.document, budget_bytes=undo_budget_bytes())
         self.context = EditContext(self.document, self.history, EditSettings(), self.message)
         self.tools = {
             "brush": BrushTool(self.context),
