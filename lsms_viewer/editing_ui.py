@@ -44,6 +44,7 @@ from lsms_viewer.undo import UndoHistory
 from lsms_viewer.views.annotation_panel import AnnotationPanel
 from lsms_viewer.views.measure_panel import MeasurePanel
 
+
 def undo_budget_bytes() -> int:
     """The undo memory budget: ``$LSMS_UNDO_BUDGET_MB`` if set to a positive number, else 256 MB."""
     import os
