@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -80,8 +81,10 @@ def test_viewer_killed_with_sigkill_restores_identical_labels(qtbot, tmp_path, v
     child = subprocess.Popen([sys.executable, str(HERE / "session_child.py"), str(ct), str(out)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        line = child.stdout.readline()
-        assert line.startswith("READY"), line + child.stderr.read()
+        # Bounded wait: a hung child must fail the test, not hang the suite.
+        ready, _, _ = select.select([child.stdout], [], [], 120)
+        line = child.stdout.readline() if ready else "(no output within 120 s)"
+        assert line.startswith("READY"), line
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(30)
