@@ -246,8 +246,11 @@ class FillTool(_ClickTool):
 
     def click(self, event, seed) -> None:
         ctx = self.context
-        label = ctx.target_label(create=True)
         hu_range = ctx.hu_range(self.view)
+        if ctx.document.active_label is None and hu_range is None:
+            ctx.message("Fill needs the active label's outline, or an HU range: draw an outline or limit to HU")
+            return
+        label = ctx.target_label(create=True)
         change = flood_fill(
             label.mask,
             event.slice_index,
