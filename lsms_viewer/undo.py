@@ -519,7 +519,6 @@ class UndoHistory:
             shadow[z] = pack_bits(now)
         if not parts or self._applying:
             return
-        description = "edit"
         if self._batch is not None:
             self._batch.parts.extend(parts)
             return
@@ -528,4 +527,4 @@ class UndoHistory:
             self.flush()
             return
         self.flush()
-        self._push(UndoEntry(f"{description} of “{label.name}”", parts))
+        self._push(UndoEntry(f"edit “{label.name}”", parts))
