@@ -75,7 +75,9 @@ def create_window(args: argparse.Namespace):
         demo = find_demo()
         if checkpoint is None and demo.checkpoint is not None:
             checkpoint = demo.checkpoint
-    window = MainWindow(checkpoint=checkpoint, device=args.device, threshold=args.threshold)
+    window = MainWindow(device=args.device, threshold=args.threshold)
+    if checkpoint is not None:
+        window.use_checkpoint(checkpoint)  # a missing or malformed folder is reported now, not at the first run
     if args.path:
         window.open_path(Path(args.path), series=args.series)
     elif demo is not None:

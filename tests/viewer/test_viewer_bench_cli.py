@@ -59,3 +59,11 @@ def test_bench_render_prints_json(capsys):
 def test_bad_arguments_are_refused(argv):
     with pytest.raises(SystemExit):
         build_parser().parse_args(argv)
+
+
+def test_a_missing_checkpoint_is_reported_at_start(qtbot, tmp_path):
+    window = create_window(build_parser().parse_args(["--checkpoint", str(tmp_path / "nowhere")]))
+    qtbot.addWidget(window)
+    assert window.last_error is not None and window.last_error[0] == "Cannot use this checkpoint"
+    assert "nowhere" in window.last_error[1]
+    assert window.engine is None

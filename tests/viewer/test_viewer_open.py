@@ -92,3 +92,23 @@ def test_import_refuses_a_mask_from_another_grid(window, tmp_path, study):
     assert not window.import_labels(path)
     assert window.last_error[0] == "Cannot import labels" and "grid" in window.last_error[1]
     assert window.document.labels == []
+
+
+def test_dropping_a_file_opens_it(window, qtbot, tmp_path):
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+
+    path = save_volume(Volume(np.zeros((3, 10, 12), np.int16), (1, 1, 1), (0, 0, 0)), tmp_path / "dropped.nii.gz")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    enter = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()  # the window says it takes files
+    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                      Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.volume_opened, timeout=30000):
+        QApplication.sendEvent(window, drop)
+    assert window.document.volume.shape == (3, 10, 12)
+    qtbot.waitUntil(lambda: not window.is_loading())
