@@ -190,3 +190,22 @@ def test_float_and_integer_volumes_are_windowed_alike(window):
             window.apply_preset(key)
             view = window.slice_view
             assert np.array_equal(view.displayed_image(), _grey(array[view.current_slice], view.window))
+
+
+def test_middle_drag_pans_by_the_distance_dragged(window, study):
+    volume, _ = study
+    window.set_volume(volume)
+    view = window.slice_view
+    viewport = view.canvas.viewport()
+    start = QPoint(viewport.width() // 2, viewport.height() // 2)
+    before = view.view_box.mapSceneToView(view.canvas.mapToScene(start))
+    QTest.mousePress(viewport, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier, start)
+    for step in (10, 20, 40):
+        QTest.mouseMove(viewport, start + QPoint(step, step // 2))
+    QTest.mouseRelease(viewport, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier,
+                       start + QPoint(40, 20))
+    # The anatomy that was under the pointer followed it: it is now 40 px right and 20 px down.
+    after = view.view_box.mapSceneToView(view.canvas.mapToScene(start + QPoint(40, 20)))
+    assert abs(after.x() - before.x()) < 1.0  # mm; a 40 px drag is about 19 mm at this zoom
+    assert abs(after.y() - before.y()) < 1.0
+    assert view.current_slice == volume.shape[0] // 2 and view.window == Window(400, 40)
