@@ -626,7 +626,12 @@ class MainWindow(QMainWindow):
             self.expression_bar.clear_rerun()
         else:
             previous = None
-            label_id = self.document.add_label(mask, expression=req.expression, run=run_info).id
+            try:
+                label_id = self.document.add_label(mask, expression=req.expression, run=run_info).id
+            except RuntimeError as exc:  # the study already holds the most labels the overlay can code
+                self._end_run("failed")
+                self.show_error("Cannot add another label", f"{exc}. Delete or merge labels, then run again.")
+                return
         voxels = int(result.masks.sum())
         found = (f"{voxels:,} voxels ({voxels * volume.voxel_volume_ml:.2f} mL)" if voxels
                  else "nothing found on these slices")
