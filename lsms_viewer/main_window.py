@@ -293,6 +293,15 @@ class MainWindow(QMainWindow):
             action.setEnabled(self._load is None)
         can_run = has_volume and self.engine is not None and self._run is None
         self.expression_bar.run_button.setEnabled(can_run)
+        if self.engine is None:
+            why = "No model loaded: Tools ▸ Load checkpoint…, or start with --checkpoint DIR"
+        elif not has_volume:
+            why = "Open a study first"
+        elif self._run is not None:
+            why = "A segmentation is running"
+        else:
+            why = "Run the model on the chosen slices (Enter)"
+        self.expression_bar.run_button.setToolTip(why)
         self.expression_bar.edit.setEnabled(has_volume)
 
     # -- opening -----------------------------------------------------------------------------------

@@ -157,8 +157,8 @@ class ExpressionBar(QWidget):
         if not text:
             self.show_message("Type what to segment first.", error=True)
             return
-        if not self.run_button.isEnabled():
-            return
+        # Even when Segment is disabled, Enter asks: the window then says why it cannot run (no model yet,
+        # a run in progress) instead of ignoring the key.
         self.remember(text)
         self.run_requested.emit(text, self.current_scope)
 

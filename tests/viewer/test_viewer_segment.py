@@ -158,3 +158,12 @@ def test_export_and_reload_labels_on_the_ct_grid(seg_window, qtbot, study, tmp_p
     # Export never overwrites silently into a folder that does not exist; the user gets a message.
     assert not win.export_labels(tmp_path / "missing" / "x.nii.gz")
     assert win.last_error[0] == "Export failed" and "does not exist" in win.last_error[1]
+
+
+def test_enter_without_a_model_explains_instead_of_doing_nothing(window, study, qtbot):
+    window.set_volume(study[0])
+    assert not window.expression_bar.run_button.isEnabled()
+    assert "Load checkpoint" in window.expression_bar.run_button.toolTip()
+    window.expression_bar.edit.setText(WORDS)
+    QTest.keyClick(window.expression_bar.edit, Qt.Key.Key_Return)
+    assert window.last_error[0] == "No model loaded"
