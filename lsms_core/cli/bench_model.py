@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions (median reported)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     parser.add_argument("--native", type=int, default=512, help="native slice size fed to the engine")
+    parser.add_argument("--precision", default="auto",
+                        help="auto (float32 on CPU, bf16/fp16 on CUDA), float32, bfloat16 or float16; "
+                        "'both' also times bfloat16 next to float32")
     add_json_flag(parser)
     parser.set_defaults(func=run)
 
@@ -36,12 +39,12 @@ def _time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure_device(folder: Path, device: str, args) -> dict:
+def measure_device(folder: Path, device: str, args, precision: str = "auto") -> dict:
     import numpy as np
 
     from lsms_core.engine import Segmenter
 
-    seg = Segmenter.from_checkpoint(folder, device=device, threads=args.threads)
+    seg = Segmenter.from_checkpoint(folder, device=device, threads=args.threads, precision=precision)
     rng = np.random.default_rng(0)
     slices = rng.normal(40, 60, size=(args.batch, args.native, args.native)).astype(np.int16)
     words = "the hypodense lesion in the right lobe"
@@ -65,6 +68,7 @@ def measure_device(folder: Path, device: str, args) -> dict:
     batched = _time(many, max(1, args.repeats // 2))
     return {
         "device": seg.device,
+        "precision": seg.precision,
         "latency_ms": latency * 1000.0,
         "batch": args.batch,
         "batch_ms_per_slice": batched * 1000.0 / args.batch,
@@ -92,7 +96,8 @@ def run(args) -> int:
         model, config, folder = load_checkpoint(folder)
         params = count_parameters(model)
         macs = count_macs(model, args.size, config.token_length)
-        runs = [measure_device(folder, d, args) for d in devices]
+        precisions = ["auto", "bfloat16"] if args.precision == "both" else [args.precision]
+        runs = [measure_device(folder, d, args, p) for d in devices for p in precisions]
     first = runs[0]
     result = {
         "variant": config.variant,
@@ -100,6 +105,7 @@ def run(args) -> int:
         "macs": macs,
         "size": args.size,
         "device": first["device"],
+        "precision": first["precision"],
         "latency_ms": first["latency_ms"],
         "slices_per_s": first["slices_per_s"],
         "threads": torch.get_num_threads(),
@@ -113,7 +119,7 @@ def run(args) -> int:
     ]
     for r in runs:
         lines.append(
-            f"  {r['device']:<5}: {r['latency_ms']:7.1f} ms/slice at batch 1, "
+            f"  {r['device']:<5} {r['precision']:<8}: {r['latency_ms']:7.1f} ms/slice at batch 1, "
             f"{r['batch_ms_per_slice']:7.1f} ms/slice at batch {r['batch']} ({r['slices_per_s']:.1f} slices/s)"
         )
     emit(result, args.json, lines)

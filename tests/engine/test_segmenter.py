@@ -149,3 +149,22 @@ def test_out_of_memory_falls_back_to_smaller_batches(big_input_checkpoint):
 def test_out_of_memory_for_a_single_slice_is_a_clear_error(big_input_checkpoint):
     out = _run_capped(big_input_checkpoint, 4)
     assert "OUT_OF_MEMORY segmentation: not enough memory for one slice on the CPU" in out
+
+
+def test_precision_is_float32_on_cpu_unless_asked(segmenter):
+    from lsms_core.engine import Segmenter
+    from lsms_core.errors import LSMSError
+
+    assert segmenter.precision == "float32"
+    fast = Segmenter(segmenter.model, segmenter.config, segmenter.folder, segmenter.text_encoder, "cpu",
+                     precision="bfloat16")
+    assert fast.precision == "bfloat16"
+    ct = _ct(2)
+    exact = segmenter.predict(ct, "the low-density lesion").probs
+    approx = fast.predict(ct, "the low-density lesion").probs
+    assert approx.dtype == np.float32 and approx.shape == exact.shape
+    assert np.abs(approx - exact).max() < 0.05
+    assert not np.array_equal(approx, exact)  # bfloat16 really ran
+    with pytest.raises(LSMSError, match="precision"):
+        Segmenter(segmenter.model, segmenter.config, segmenter.folder, segmenter.text_encoder, "cpu",
+                  precision="int8")
