@@ -152,9 +152,11 @@ def synthetic_abdomen(
         array[mask] = hu
         lesions[name] = mask
 
-    # Half-resolution noise upsampled: spatially correlated like real CT noise, only inside the body.
-    noise = rng.normal(0.0, 11.0, (z, h // 2 + 1, w // 2 + 1)).astype(np.float32)
-    noise = np.repeat(np.repeat(noise, 2, axis=1), 2, axis=2)[:, :h, :w]
+    # Filtered white noise: spatially correlated like reconstructed CT noise (std ~12 HU), body only.
+    from scipy.ndimage import gaussian_filter
+
+    noise = gaussian_filter(rng.normal(0.0, 1.0, shape).astype(np.float32), sigma=(0.0, 0.9, 0.9))
+    noise *= np.float32(12.0 / max(float(noise.std()), 1e-6))
     array += noise * body
     array = np.round(array).astype(np.int16)
     origin = (-(w * sx) / 2.0, -(h * sy) / 2.0, -(z * sz) / 2.0)

@@ -140,8 +140,8 @@ class MainWindow(QMainWindow):
         self._update_device_label()
         self._update_actions()
         self.resize(1280, 860)
-        self._restore_layout()
         self._attach_extensions()
+        self._restore_layout()  # after every panel exists, so their sizes and places come back too
 
     # -- integration surface -----------------------------------------------------------------------
     def add_dock(self, widget: QWidget, title: str,
@@ -788,11 +788,15 @@ class MainWindow(QMainWindow):
                           "LSMS network (arXiv 2408.17347).</p><p>Research software, not for clinical use.</p>")
 
     # -- lifecycle ---------------------------------------------------------------------------------
+    _LAYOUT_VERSION = 1  # bump when panels change so an old saved arrangement is not forced on a new one
+
     def _restore_layout(self) -> None:
         s = user_settings.settings()
-        geometry = s.value("window/geometry")
+        geometry, state = s.value("window/geometry"), s.value("window/state")
         if isinstance(geometry, (bytes, bytearray)) or geometry is not None and hasattr(geometry, "size"):
             self.restoreGeometry(geometry)
+        if state is not None and hasattr(state, "size") and self.restoreState(state, self._LAYOUT_VERSION):
+            self._docks_sized = True  # the user's own panel sizes win over the defaults
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -803,7 +807,8 @@ class MainWindow(QMainWindow):
             right = [d for d in docks if self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
             bottom = [d for d in docks if self.dockWidgetArea(d) == Qt.DockWidgetArea.BottomDockWidgetArea]
             if right:
-                self.resizeDocks(right, [380] * len(right), Qt.Orientation.Horizontal)
+                width = int(min(380, max(260, 0.28 * self.width())))
+                self.resizeDocks(right, [width] * len(right), Qt.Orientation.Horizontal)
             if bottom:
                 self.resizeDocks(bottom, [150] * len(bottom), Qt.Orientation.Vertical)
 
@@ -816,6 +821,8 @@ class MainWindow(QMainWindow):
             self._run.wait(60000)
         s: QSettings = user_settings.settings()
         s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState(self._LAYOUT_VERSION))
+        s.sync()
         super().closeEvent(event)
 
 

@@ -209,3 +209,12 @@ def test_middle_drag_pans_by_the_distance_dragged(window, study):
     assert abs(after.x() - before.x()) < 1.0  # mm; a 40 px drag is about 19 mm at this zoom
     assert abs(after.y() - before.y()) < 1.0
     assert view.current_slice == volume.shape[0] // 2 and view.window == Window(400, 40)
+
+
+def test_panel_layout_comes_back_after_a_restart(window, qtbot):
+    window.label_dock.hide()
+    window.close()
+    again = MainWindow()
+    qtbot.addWidget(again)
+    again.show()
+    assert not again.label_dock.isVisible()
