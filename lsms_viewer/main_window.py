@@ -387,6 +387,10 @@ class MainWindow(QMainWindow):
 
     def _on_load_failed(self, title: str, message: str) -> None:
         self.statusBar().clearMessage()
+        path = self._load.context if self._load is not None else None
+        if path is not None and not Path(path).exists():
+            user_settings.remove_recent_file(path)  # moved or deleted: stop offering it
+            self._rebuild_recent_menu()
         self.show_error(title, message)
         self.open_failed.emit(title, message)
 

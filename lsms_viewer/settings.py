@@ -55,5 +55,14 @@ def add_recent_file(path: str | Path) -> list[str]:
     return files
 
 
+def remove_recent_file(path: str | Path) -> list[str]:
+    target = str(Path(path).resolve())
+    files = [p for p in recent_files() if p != target]
+    s = settings()
+    s.setValue("recent/files", files)
+    s.sync()
+    return files
+
+
 def clear_recent_files() -> None:
     settings().remove("recent/files")

@@ -112,3 +112,15 @@ def test_dropping_a_file_opens_it(window, qtbot, tmp_path):
         QApplication.sendEvent(window, drop)
     assert window.document.volume.shape == (3, 10, 12)
     qtbot.waitUntil(lambda: not window.is_loading())
+
+
+def test_a_recent_file_that_disappeared_is_dropped_from_the_list(window, qtbot, tmp_path):
+    path = save_volume(Volume(np.zeros((2, 8, 8), np.int16), (1, 1, 1), (0, 0, 0)), tmp_path / "gone.nii.gz")
+    _open(window, qtbot, path)
+    assert user_settings.recent_files() == [str(path.resolve())]
+    path.unlink()
+    with qtbot.waitSignal(window.open_failed, timeout=20000):
+        window.recent_menu.actions()[0].trigger()
+    assert user_settings.recent_files() == []
+    assert not window.recent_menu.isEnabled()
+    qtbot.waitUntil(lambda: not window.is_loading())
