@@ -124,3 +124,23 @@ def test_a_recent_file_that_disappeared_is_dropped_from_the_list(window, qtbot, 
     assert user_settings.recent_files() == []
     assert not window.recent_menu.isEnabled()
     qtbot.waitUntil(lambda: not window.is_loading())
+
+
+def test_real_ct_dicom_shows_hounsfield_units_in_radiological_layout(window, qtbot):
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("CT_small.dcm", download=False)
+    ds = pydicom.dcmread(path)
+    hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    _open(window, qtbot, path)
+    volume = window.document.volume
+    # Identity ImageOrientationPatient: rows already run anterior->posterior, columns right->left.
+    assert np.array_equal(volume.array[0], hu)
+    letters = {k: lab.text() for k, lab in window.slice_view._letters.items()}
+    assert letters == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
+    info = window.slice_view.cursor_info_at(64.5, 40.5)
+    assert info.hu == hu[40, 64]
+    expected = np.asarray(ds.ImagePositionPatient, float) + np.array([64, 40, 0]) * [
+        float(ds.PixelSpacing[1]), float(ds.PixelSpacing[0]), 0]
+    assert np.allclose(info.lps, expected, atol=1e-3)
