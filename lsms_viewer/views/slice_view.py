@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QMargins, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QMargins, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QTransform, QWheelEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -236,6 +236,10 @@ class SliceView(QWidget):
     """Shows one axial slice of a Document's volume with its labels."""
 
     slice_changed = Signal(int)
+    # Emitted once scrolling pauses (SETTLE_MS after the last change): the place for work too slow to
+    # redo on every wheel notch (re-measuring, statistics), while slice_changed stays cheap.
+    slice_settled = Signal(int)
+    SETTLE_MS = 80
     window_changed = Signal(object)  # Window
     cursor_moved = Signal(object)  # CursorInfo or None
     overlay_changed = Signal()
@@ -254,6 +258,10 @@ class SliceView(QWidget):
         self._tool: Tool = PanTool()
         self._drag_start: tuple[QPointF, Window] | None = None
         self._pan_last: QPointF | None = None
+        self._settle_timer = QTimer(self)
+        self._settle_timer.setSingleShot(True)
+        self._settle_timer.setInterval(self.SETTLE_MS)
+        self._settle_timer.timeout.connect(self._emit_settled)
 
         self.canvas = _Canvas(self)
         self.view_box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
@@ -361,6 +369,10 @@ class SliceView(QWidget):
         self._update_position_text()
         if changed:
             self.slice_changed.emit(k)
+            self._settle_timer.start()
+
+    def _emit_settled(self) -> None:
+        self.slice_settled.emit(self._slice)
 
     def step(self, delta: int) -> None:
         self.set_slice(self._slice + delta)

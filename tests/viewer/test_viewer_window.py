@@ -218,3 +218,15 @@ def test_panel_layout_comes_back_after_a_restart(window, qtbot):
     qtbot.addWidget(again)
     again.show()
     assert not again.label_dock.isVisible()
+
+
+def test_slice_settled_comes_once_after_a_burst_of_scrolling(window, study, qtbot):
+    volume, _ = study
+    window.set_volume(volume)
+    view = window.slice_view
+    settled = []
+    view.slice_settled.connect(settled.append)
+    with qtbot.waitSignal(view.slice_settled, timeout=5000):
+        for _ in range(4):
+            view.step(1)
+    assert settled == [volume.shape[0] // 2 + 4]
