@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from lsms_core.errors import Cancelled, LSMSError
 
@@ -161,7 +161,9 @@ class SegmentationRun(QObject):
         self.worker = SegmentWorker(host, request)
         self.worker.moveToThread(self.thread)
         self.thread.started.connect(self.worker.run)
-        self.worker.done.connect(self.thread.quit)
+        # Direct: QThread.quit is thread-safe, and a queued call would wait for the GUI thread, which may
+        # itself be waiting for this thread (closing the window during a run).
+        self.worker.done.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
 
     def start(self) -> None:
         self.thread.start()
@@ -220,7 +222,9 @@ class TaskRun(QObject):
         self.worker = TaskWorker(fn, title)
         self.worker.moveToThread(self.thread)
         self.thread.started.connect(self.worker.run)
-        self.worker.done.connect(self.thread.quit)
+        # Direct: QThread.quit is thread-safe, and a queued call would wait for the GUI thread, which may
+        # itself be waiting for this thread (closing the window during a run).
+        self.worker.done.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
 
     def start(self) -> None:
         self.thread.start()

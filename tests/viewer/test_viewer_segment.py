@@ -167,3 +167,15 @@ def test_enter_without_a_model_explains_instead_of_doing_nothing(window, study, 
     window.expression_bar.edit.setText(WORDS)
     QTest.keyClick(window.expression_bar.edit, Qt.Key.Key_Return)
     assert window.last_error[0] == "No model loaded"
+
+
+def test_closing_the_window_during_a_run_stops_the_worker_cleanly(qtbot, engine, study):
+    win = MainWindow(engine=engine)
+    qtbot.addWidget(win)
+    win.show()
+    win.set_volume(study[0])
+    assert win.segment(WORDS, "volume")
+    run = win.current_run
+    win.close()
+    assert not run.thread.isRunning()  # closeEvent cancelled the run and waited for its thread
+    assert win.document.labels == []
