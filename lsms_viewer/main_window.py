@@ -74,6 +74,8 @@ class MainWindow(QMainWindow):
         # (SeriesChoice, parent) -> UID or None; None = the standard dialog. Scripts and tests set it.
         self.series_chooser = None
         self._run_started = 0.0
+        self._pending_outcome = "finished"
+        self._running_text = ""
         self.last_error: tuple[str, str] | None = None  # (title, message) of the last error shown
         self._message_boxes: list[QMessageBox] = []
 
@@ -259,6 +261,20 @@ class MainWindow(QMainWindow):
             tools_menu.addAction(action)
         tools_menu.addSeparator()
         tools_menu.addAction(self.checkpoint_action)
+        self.threshold_action = self._action("Detection &threshold…", self.threshold_dialog,
+                                             tip="Probability above which a voxel belongs to the lesion")
+        tools_menu.addAction(self.threshold_action)
+        self.device_menu = tools_menu.addMenu("&Device")
+        self.device_actions: dict[str, QAction] = {}
+        device_group = QActionGroup(self)
+        for key, title in (("auto", "Automatic (GPU when present)"), ("cpu", "CPU"), ("cuda", "CUDA GPU"),
+                           ("mps", "Apple GPU (MPS)")):
+            action = self._action(title, lambda _=False, k=key: self.set_device(k), checkable=True)
+            device_group.addAction(action)
+            self.device_menu.addAction(action)
+            self.device_actions[key] = action
+        if self._device_choice in self.device_actions:
+            self.device_actions[self._device_choice].setChecked(True)
         tools_menu.addSeparator()
 
         help_menu.addAction(self._action("&Keyboard and mouse", self.show_shortcuts, QKeySequence.StandardKey.HelpContents))
@@ -674,7 +690,7 @@ class MainWindow(QMainWindow):
     def _on_thread_finished(self) -> None:
         self._run = None
         self._update_actions()
-        self.segmentation_done.emit(getattr(self, "_pending_outcome", "finished"))
+        self.segmentation_done.emit(self._pending_outcome)
 
     def _prepare_rerun(self, label_id: int) -> None:
         label = self.document.label(label_id)
@@ -712,6 +728,39 @@ class MainWindow(QMainWindow):
         self._update_device_label()
         self._update_actions()
         self.statusBar().showMessage(f"Checkpoint {resolved.name} will load on the next run.", 8000)
+
+    def set_threshold(self, value: float | None) -> None:
+        """Probability threshold for the next runs (None = the checkpoint's own)."""
+        self._threshold = value
+        if self.engine is not None:
+            self.engine.threshold = value
+        shown = "the checkpoint's default" if value is None else f"{value:.2f}"
+        self.statusBar().showMessage(f"Detection threshold: {shown} (applies to the next run).", 8000)
+
+    def threshold_dialog(self) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        current = self._threshold
+        if current is None and self.engine is not None and self.engine.segmenter is not None:
+            current = float(self.engine.segmenter.config.threshold)
+        value, ok = QInputDialog.getDouble(
+            self, "Detection threshold", "Probability above which a voxel is part of the lesion\n"
+            "(lower finds more, higher finds less):", 0.5 if current is None else current, 0.01, 0.99, 2)
+        if ok:
+            self.set_threshold(value)
+
+    def set_device(self, device: str) -> None:
+        """Run the model on ``device`` from the next run on (the model is reloaded there)."""
+        if self._run is not None:
+            self.show_error("A segmentation is running", "Wait for it to finish or cancel it first.")
+            return
+        self._device_choice = device
+        if device in getattr(self, "device_actions", {}):
+            self.device_actions[device].setChecked(True)
+        if self.engine is not None and self.engine.device_choice != device:
+            self.engine = EngineHost(self.engine.checkpoint, device=device, threshold=self._threshold)
+        self._update_device_label()
+        self.statusBar().showMessage(f"The model will run on {device} from the next run.", 8000)
 
     def checkpoint_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a checkpoint folder (model.safetensors + config.json)")

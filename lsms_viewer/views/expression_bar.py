@@ -178,7 +178,6 @@ class ExpressionBar(QWidget):
         if busy:
             self.progress.setRange(0, 0)  # busy indicator until the first batch reports
             self.progress.setFormat("loading…")
-            self._total = total
 
     def set_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total)

@@ -179,3 +179,30 @@ def test_closing_the_window_during_a_run_stops_the_worker_cleanly(qtbot, engine,
     win.close()
     assert not run.thread.isRunning()  # closeEvent cancelled the run and waited for its thread
     assert win.document.labels == []
+
+
+def test_detection_threshold_applies_to_the_next_run(seg_window, qtbot, engine):
+    win = seg_window
+    k = win.current_slice()
+    probs = engine.segmenter.predict(win.document.volume.array[k], WORDS).probs
+    high = float(np.quantile(probs, 0.9))
+    saved = engine.threshold
+    try:
+        win.set_threshold(high)
+        assert _run(win, qtbot, WORDS, "slice") == "finished"
+    finally:
+        engine.threshold = saved
+    mask = win.document.labels[0].mask[k]
+    assert np.array_equal(mask, probs > high)
+    assert 0.05 < mask.mean() < 0.15  # about the top tenth of the slice
+
+
+def test_choosing_a_device_reloads_the_model_there(window, tmp_path):
+    from lsms_core.checkpoint import create_random_checkpoint
+
+    window.use_checkpoint(create_random_checkpoint(tmp_path / "c", input_size=64))
+    first = window.engine
+    window.set_device("cpu")
+    assert window.engine is not first and window.engine.device_choice == "cpu"
+    assert window.device_actions["cpu"].isChecked()
+    assert "device cpu" in window.device_label.text()
