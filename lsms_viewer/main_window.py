@@ -9,7 +9,6 @@ Public surface other parts build on (the editing tools attach through it): ``doc
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +72,6 @@ class MainWindow(QMainWindow):
         self._load: TaskRun | None = None
         # (SeriesChoice, parent) -> UID or None; None = the standard dialog. Scripts and tests set it.
         self.series_chooser = None
-        self._run_started = 0.0
         self._pending_outcome = "finished"
         self._running_text = ""
         self.last_error: tuple[str, str] | None = None  # (title, message) of the last error shown
@@ -596,7 +594,6 @@ class MainWindow(QMainWindow):
         worker.cancelled.connect(self._on_cancelled)
         run.thread.finished.connect(self._on_thread_finished)
         self._run = run
-        self._run_started = time.perf_counter()
         count = stop - start
         self.expression_bar.set_busy(True, count, cancellable=count > 1)
         where = f"slice {start + 1}" if count == 1 else f"slices {start + 1}–{stop}"
