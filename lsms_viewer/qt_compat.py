@@ -8,9 +8,10 @@ minute of scrolling through slices) one reaches zero and the interpreter aborts 
 error: none_dealloc" (or bool_dealloc). Measured here: 1,000 ``QLabel.update()`` calls = 1,000 lost
 references to None.
 
-The guard measures whether the running PySide6 has the bug; if so it keeps a large, deliberately
-never-freed reserve of references to ``None``, ``True`` and ``False`` and tops it up from a timer, so no
-count can reach zero. On a fixed PySide6, or on Python >= 3.12, it does nothing.
+The guard measures whether the running PySide6 has the bug; if so it adds back a large number of
+references to ``None``, ``True`` and ``False`` whenever their counts run low (checked at install, by a
+5-second timer and on every slice change), so no count can reach zero. It allocates nothing. On a fixed
+PySide6, or on Python >= 3.12, it does nothing.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from __future__ import annotations
 import ctypes
 import sys
 
-_RESERVE = 4_000_000  # references per top-up (32 MB of list slots), about an hour of heavy use
-_LOW_WATER = 1_000_000
+_TOP_UP = 1_000_000  # references added per top-up: far more than a session's void calls in 5 s
+_LOW_WATER = 250_000
 _SINGLETONS = (None, True, False)
-_reserves: list[list] = []
 _timer = None
 _leaks: bool | None = None
 
@@ -30,7 +30,7 @@ def pyside_leaks_singletons() -> bool:
     """True when void Qt calls or signal emits in this process drop references to None/True/False."""
     global _leaks
     if _leaks is None:
-        if sys.version_info >= (3, 12):
+        if sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
             _leaks = False  # immortal singletons: lost references are harmless
         else:
             from PySide6.QtCore import QObject, Signal
@@ -50,12 +50,11 @@ def pyside_leaks_singletons() -> bool:
 
 def _top_up() -> None:
     for obj in _SINGLETONS:
-        if sys.getrefcount(obj) >= _LOW_WATER:
-            continue
-        reserve = [obj] * _RESERVE
-        # Never freed, not even at interpreter exit: freeing it would hand back references the bug took.
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(reserve))
-        _reserves.append(reserve)
+        if sys.getrefcount(obj) < _LOW_WATER:
+            # CPython < 3.12 keeps ob_refcnt as the object's first word. Adding to it gives back the
+            # references the bug took, without allocating anything; these singletons are never freed
+            # anyway, so a count that is too high costs nothing.
+            ctypes.c_ssize_t.from_address(id(obj)).value += _TOP_UP
 
 
 def install_none_guard() -> bool:
