@@ -49,3 +49,24 @@ def test_guard_is_active_exactly_when_this_pyside_leaks():
         assert install_none_guard() and sys.getrefcount(None) > 100_000
     else:
         assert not leaks_now and install_none_guard() is False
+
+
+SIMULATED = textwrap.dedent("""
+    import ctypes, sys
+    import lsms_viewer.qt_compat as guard
+    guard._leaks = {guarded}  # as if this PySide6 leaked
+    for step in range(30):
+        guard.ensure_none_reserve()  # what every slice change does
+        for _ in range(1000):  # a leaking build's 1,000 void calls
+            ctypes.pythonapi.Py_DecRef(ctypes.py_object(None))
+    print("survived")
+""")
+
+
+def test_the_top_up_outlasts_a_simulated_leak_that_kills_an_unguarded_interpreter():
+    run = [sys.executable, "-c"]
+    guarded = subprocess.run(run + [SIMULATED.format(guarded=True)], capture_output=True, text=True, timeout=60)
+    assert guarded.returncode == 0 and "survived" in guarded.stdout, guarded.stderr[-2000:]
+    unguarded = subprocess.run(run + [SIMULATED.format(guarded=False)], capture_output=True, text=True,
+                               timeout=60)
+    assert unguarded.returncode != 0 and "deallocating None" in unguarded.stderr
