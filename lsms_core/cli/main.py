@@ -21,6 +21,7 @@ from lsms_core.errors import LSMSError
 CORE_COMMANDS: dict[str, str] = {
     "segment": "lsms_core.cli.segment",
     "convert": "lsms_core.cli.convert",
+    "data": "lsms_core.cli.data",
     "train": "lsms_core.cli.train",
     "eval": "lsms_core.cli.eval",
     "bench": "lsms_core.cli.bench",

@@ -101,6 +101,9 @@ class SynthCase:
     phase: str
     lesion_specs: list[LesionSpec]
     params: dict
+    t_slices: np.ndarray = None  # per slice: 0 at the liver's dome, 1 at its inferior tip
+    hilum_rc: tuple[float, float] | None = None  # (row, col) of the portal bifurcation
+    t_portal: float = 0.45
 
     @property
     def liver(self) -> np.ndarray:
@@ -135,7 +138,7 @@ class _CaseModel:
         self.n = size
         self.k = n_slices
         # Pixel spacing of a 512 matrix is 0.6-0.9 mm; smaller matrices cover the same field of view.
-        sp512 = spacing_mm * size / 512 if spacing_mm else rng.uniform(0.62, 0.9)
+        sp512 = spacing_mm if spacing_mm else rng.uniform(0.62, 0.9)
         self.fov = sp512 * 512
         self.sp = self.fov / size
         self.th = thickness_mm or float(rng.choice([2.0, 2.5, 3.0, 4.0, 5.0], p=[0.1, 0.25, 0.2, 0.15, 0.3]))
@@ -886,5 +889,8 @@ def synth_case(seed: int, *, size: int = 256, n_slices: int = 32, case_id: str =
         "liver_hu": round(float(model.lut[LIVER]), 1), "z_dome_mm": model.z_dome,
         "t_top": round(model.t_top, 3), "t_portal": round(model.t_portal, 3),
     }
+    t_slices = np.array([model.t_of(model.z_of(k)) for k in range(n_slices)])
+    hx, hy = model.ivc[0] - 4, model.ivc[1] - 26
+    hilum = ((hy - model.x0) / model.sp, (hx - model.x0) / model.sp)
     return SynthCase(case_id, int(seed), ct, organs, les, seg, (model.sp, model.sp, model.th), origin,
-                     model.phase, model.lesions, params)
+                     model.phase, model.lesions, params, t_slices, hilum, model.t_portal)

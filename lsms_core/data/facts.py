@@ -1,0 +1,220 @@
+"""What can honestly be said about each lesion on a slice, measured from masks (and known facts, if any).
+
+``slice_facts`` turns the lesion masks of one slice into :class:`LesionFacts`: long/short axis in mm,
+density relative to the surrounding liver, lobe and Couinaud segment (from a segment map, or estimated
+from the lesion's position within the liver), shape and boundary from the mask and the image, and
+location words (dome, hilum, subcapsular, anterior/posterior). Synthetic data adds what only the
+generator knows (lesion type, enhancement pattern). ``expressions.py`` turns facts into words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lsms_core.measure import MeasureError, measure_2d, relative_density, ring_mask
+
+SEGMENT_NAMES = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
+LOBE_OF_SEGMENT = {"I": "caudate", "II": "left", "III": "left", "IV": "left",
+                   "V": "right", "VI": "right", "VII": "right", "VIII": "right"}
+#: lesions smaller than this on a slice are not referred to (a few pixels at a lesion's pole)
+MIN_LONG_AXIS_MM = 3.0
+MIN_PIXELS = 6
+
+
+@dataclass
+class LesionFacts:
+    lesion_id: str
+    long_mm: float
+    short_mm: float
+    area_mm2: float
+    centroid: tuple[float, float]  # (row, col) px
+    centroid_mm: tuple[float, float]  # (row, col) mm from the image corner
+    density: str | None = None  # hypo | iso | hyper, relative to the liver around it
+    density_diff_hu: float | None = None
+    lobe: str | None = None  # right | left | caudate
+    segment: str | None = None  # Couinaud I..VIII
+    segment_estimated: bool = False
+    shape: str | None = None  # round | oval | lobulated | irregular
+    boundary: str | None = None  # clear | blurred
+    lesion_type: str | None = None  # cyst | hemangioma | hcc | metastasis | fnh
+    enhancement: str | None = None  # a phrase, e.g. "with rim enhancement"
+    calcified: bool = False
+    near: list[str] = field(default_factory=list)  # dome | hilum | capsule
+    ap: str | None = None  # anterior | posterior (within the liver on this slice)
+
+    def attributes(self) -> dict[str, Any]:
+        """The manifest's ``attributes`` for this lesion (only what is known)."""
+        d: dict[str, Any] = {
+            "diameter_mm": round(self.long_mm, 1),
+            "short_axis_mm": round(self.short_mm, 1),
+            "area_mm2": round(self.area_mm2, 1),
+        }
+        for key in ("density", "lobe", "segment", "shape", "boundary", "lesion_type", "enhancement", "ap"):
+            val = getattr(self, key)
+            if val is not None:
+                d[key] = val
+        if self.density_diff_hu is not None:
+            d["density_diff_hu"] = round(self.density_diff_hu, 1)
+        if self.segment is not None:
+            d["segment_estimated"] = self.segment_estimated
+        if self.calcified:
+            d["calcification"] = True
+        if self.near:
+            d["near"] = list(self.near)
+        return d
+
+
+def shape_of(mask: np.ndarray, long_mm: float, short_mm: float, spacing) -> str | None:
+    """round / oval / lobulated / irregular from elongation and solidity; None when too few pixels to tell."""
+    from skimage.measure import regionprops
+
+    if long_mm / min(spacing) < 6:
+        return None
+    props = regionprops(mask.astype(np.uint8))
+    if not props:
+        return None
+    solidity = float(props[0].solidity)
+    if solidity < 0.82:
+        return "irregular"
+    if solidity < 0.92:
+        return "lobulated"
+    return "round" if short_mm / long_mm >= 0.8 else "oval"
+
+
+def boundary_of(image: np.ndarray, mask: np.ndarray, spacing, within=None) -> str | None:
+    """clear / blurred from how much of the lesion-to-liver contrast happens across the edge itself.
+
+    None when the lesion is too small or too close to the liver's density for an edge to be judged.
+    """
+    from scipy import ndimage
+
+    if mask.sum() < 30:
+        return None
+    core = ndimage.binary_erosion(mask, iterations=2)
+    if core.sum() < 5:
+        return None
+    ring = ring_mask(mask, spacing, 5.0, within=within)
+    near_out = ring_mask(mask, spacing, 1.6 * max(spacing), within=within)
+    edge_in = mask & ~ndimage.binary_erosion(mask)
+    if ring.sum() < 5 or near_out.sum() < 3:
+        return None
+    full = float(np.median(image[core]) - np.median(image[ring & ~near_out] if (ring & ~near_out).any() else image[ring]))
+    if abs(full) < 20:
+        return None
+    step = float(np.median(image[edge_in]) - np.median(image[near_out]))
+    return "clear" if step / full >= 0.45 else "blurred"
+
+
+def estimate_segment(centroid: tuple[float, float], liver2d: np.ndarray, liver_cols: tuple[int, int],
+                     z_frac: float | None) -> str | None:
+    """Approximate Couinaud segment from position within the liver (no vessels available).
+
+    Columns run patient right -> left. Cantlie's line is taken at 55% of the liver's right-to-left extent,
+    the falciform ligament at 72%; anterior/posterior halves of the right lobe from the liver's rows on
+    this slice; superior/inferior from the slice's height in the liver (portal plane at 45%).
+    """
+    c0, c1 = liver_cols
+    if c1 <= c0 or not liver2d.any():
+        return None
+    f = (centroid[1] - c0) / (c1 - c0)
+    sup = z_frac is None or z_frac < 0.45
+    if f >= 0.72:
+        return "II" if sup else "III"
+    if f >= 0.55:
+        return "IV"
+    rows = np.nonzero(liver2d[:, max(0, int(centroid[1]) - 3): int(centroid[1]) + 4].any(axis=1))[0]
+    if rows.size == 0:
+        rows = np.nonzero(liver2d.any(axis=1))[0]
+    mid = 0.5 * (rows.min() + rows.max())
+    if centroid[0] < mid:
+        return "VIII" if sup else "V"
+    return "VII" if sup else "VI"
+
+
+def slice_facts(
+    image: np.ndarray,
+    masks: dict[str, np.ndarray],
+    spacing: tuple[float, float],
+    *,
+    liver: np.ndarray | None = None,
+    segments: np.ndarray | None = None,
+    liver_cols: tuple[int, int] | None = None,
+    z_frac: float | None = None,
+    hilum: tuple[float, float] | None = None,
+    known: dict[str, dict] | None = None,
+) -> list[LesionFacts]:
+    """Facts for every lesion visible on one slice (2D masks keyed by lesion id), in the order given.
+
+    ``segments``: Couinaud map (1..8) when the anatomy is known (synthetic data); otherwise the segment is
+    estimated from ``liver`` and ``liver_cols`` (the 3D liver's column range). ``z_frac``: 0 at the liver's
+    dome, 1 at its inferior tip. ``hilum``: (row, col) of the portal bifurcation if known. ``known``: per
+    lesion id, facts only a generator knows (lesion_type, enhancement, boundary, calcified).
+    """
+    image = np.asarray(image, dtype=np.float32)
+    known = known or {}
+    visible = {lid: np.asarray(m) != 0 for lid, m in masks.items()}
+    visible = {lid: m for lid, m in visible.items() if m.sum() >= MIN_PIXELS}
+    all_lesions = np.zeros(image.shape, bool)
+    for m in visible.values():
+        all_lesions |= m
+    liver_rows = None
+    if liver is not None:
+        liver = np.asarray(liver) != 0
+        rows = np.nonzero(liver.any(axis=1))[0]
+        liver_rows = (rows.min(), rows.max()) if rows.size else None
+    out: list[LesionFacts] = []
+    for lid, m in visible.items():
+        try:
+            meas = measure_2d(m, spacing)
+        except MeasureError:
+            continue
+        if meas.long_axis.length_mm < MIN_LONG_AXIS_MM:
+            continue
+        cr, cc = meas.centroid
+        f = LesionFacts(lid, meas.long_axis.length_mm, meas.short_axis.length_mm, meas.area_mm2, (cr, cc),
+                        (cr * spacing[0], cc * spacing[1]))
+        others = all_lesions & ~m
+        try:
+            den = relative_density(image, m, spacing, organ_mask=liver, exclude=others)
+        except MeasureError:
+            try:
+                den = relative_density(image, m, spacing, exclude=others)
+            except MeasureError:
+                den = None
+        if den is not None:
+            f.density, f.density_diff_hu = den.label, den.difference_hu
+        if segments is not None:
+            vals = segments[m]
+            vals = vals[vals > 0]
+            if vals.size:
+                f.segment = SEGMENT_NAMES[int(np.bincount(vals).argmax()) - 1]
+        elif liver is not None and liver_cols is not None:
+            f.segment = estimate_segment((cr, cc), liver, liver_cols, z_frac)
+            f.segment_estimated = f.segment is not None
+        if f.segment:
+            f.lobe = LOBE_OF_SEGMENT[f.segment]
+        f.shape = shape_of(m, meas.long_axis.length_mm, meas.short_axis.length_mm, spacing)
+        kn = known.get(lid, {})
+        f.boundary = kn.get("boundary") or boundary_of(image, m, spacing, within=liver)
+        f.lesion_type = kn.get("lesion_type")
+        f.enhancement = kn.get("enhancement")
+        f.calcified = bool(kn.get("calcified", False))
+        if z_frac is not None and z_frac < 0.15 and f.segment in ("VII", "VIII", "IV", "II"):
+            f.near.append("dome")
+        if hilum is not None:
+            rr, cc_ = np.nonzero(m)
+            d = np.min(np.hypot((rr - hilum[0]) * spacing[0], (cc_ - hilum[1]) * spacing[1]))
+            if d < 15.0:
+                f.near.append("hilum")
+        if liver is not None:
+            ring = ring_mask(m, spacing, 3.0)
+            if ring.any() and float((ring & ~liver & ~all_lesions).mean()) > 0.15:
+                f.near.append("capsule")
+        if liver_rows is not None and liver_rows[1] > liver_rows[0]:
+            rf = (cr - liver_rows[0]) / (liver_rows[1] - liver_rows[0])
+            f.ap = "anterior" if rf < 0.33 else ("posterior" if rf > 0.67 else None)
+        out.append(f)
+    return out
