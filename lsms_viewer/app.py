@@ -88,6 +88,16 @@ def create_window(args: argparse.Namespace):
 def open_demo(window, demo) -> None:
     """Show the demo case (or the synthetic phantom) and say on screen what is missing."""
     if demo.ct_path is not None:
+        def show_recipe_view() -> None:
+            window.volume_opened.disconnect(show_recipe_view)
+            if demo.window is not None:
+                from lsms_viewer.windowing import Window
+
+                window.slice_view.set_window(Window(*demo.window))
+            if demo.slice_index is not None:
+                window.slice_view.set_slice(demo.slice_index)
+
+        window.volume_opened.connect(show_recipe_view)
         window.open_path(demo.ct_path)
     else:
         from lsms_viewer.demo import synthetic_abdomen

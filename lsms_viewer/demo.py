@@ -28,6 +28,9 @@ class DemoSetup:
     checkpoint: Path | None  # None = no checkpoint anywhere: segmentation is unavailable
     checkpoint_is_demo: bool
     case_notes: list[str] = field(default_factory=list)  # about the CT shown
+    reference_mask: Path | None = None  # the demo lesion's reference mask, when the recipe names one
+    slice_index: int | None = None  # the slice the recipe shows first
+    window: tuple[float, float] | None = None  # (width, level) HU the recipe shows
     model_notes: list[str] = field(default_factory=list)  # about the weights used
 
     @property
@@ -67,11 +70,19 @@ def find_demo(resources: Path | None = None) -> DemoSetup:
     ct_path: Path | None = resources / "demo" / "ct.nii.gz"
     expression = DEFAULT_EXPRESSION
     recipe = resources / "demo" / "demo.json"
+    reference_mask, slice_index, window = None, None, None
     if ct_path.is_file():
         if recipe.is_file():
             try:
-                expression = str(json.loads(recipe.read_text(encoding="utf-8")).get("expression") or expression)
-            except (OSError, ValueError) as exc:
+                data = json.loads(recipe.read_text(encoding="utf-8"))
+                expression = str(data.get("expression") or expression)
+                if data.get("lesion_mask") and (recipe.parent / data["lesion_mask"]).is_file():
+                    reference_mask = recipe.parent / data["lesion_mask"]
+                if isinstance(data.get("slice"), int):
+                    slice_index = data["slice"]
+                if isinstance(data.get("window"), list) and len(data["window"]) == 2:
+                    window = (float(data["window"][0]), float(data["window"][1]))
+            except (OSError, ValueError, TypeError) as exc:
                 case_notes.append(f"{recipe}: unreadable demo recipe ({exc}); using the default expression")
     else:
         case_notes.append(
@@ -94,7 +105,8 @@ def find_demo(resources: Path | None = None) -> DemoSetup:
             model_notes.append(
                 f"The demo weights are not installed: using the newest checkpoint found, {checkpoint.name}."
             )
-    return DemoSetup(ct_path, expression, checkpoint, is_demo, case_notes, model_notes)
+    return DemoSetup(ct_path, expression, checkpoint, is_demo, case_notes=case_notes, model_notes=model_notes,
+                     reference_mask=reference_mask, slice_index=slice_index, window=window)
 
 
 def synthetic_abdomen(

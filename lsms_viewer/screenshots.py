@@ -2,9 +2,9 @@
 
 It opens a real file through the real loader: the installed demo case, or else the synthetic abdomen
 phantom written to a NIfTI first. When trained demo weights are installed, the labels are the model's
-own output for the demo expression; otherwise the lesions come from the phantom's exact masks and are
-named as such (imported labels, never presented as a model result), and the window's notice says the
-weights are missing. A run in progress is shown with whatever checkpoint exists (a random one if none).
+own output for the demo expression; otherwise the demo case's reference mask is imported (or the
+phantom's exact lesion masks are used) and named as such, never presented as a model result, and the
+window's notice says the weights are missing. A run in progress is shown with whatever checkpoint exists (a random one if none).
 """
 
 from __future__ import annotations
@@ -80,6 +80,10 @@ def render(out: Path, work: Path) -> list[Path]:
     window.open_path(ct_path)
     _wait(app, lambda: window.document.volume is not None and not window.is_loading())
     window.expression_bar.edit.setText(demo.expression)
+    if demo.case_notes:
+        window.show_notice("Demo: " + " ".join(demo.case_notes), key="demo")
+    if demo.model_notes:
+        window.show_notice(" ".join(demo.model_notes), key="model")
     if demo.checkpoint_is_demo:
         window.expression_bar.set_scope("volume")
         window.segment(demo.expression, "volume")
@@ -87,25 +91,33 @@ def render(out: Path, work: Path) -> list[Path]:
         label = window.document.labels[-1] if window.document.labels else None
         if label is not None and label.mask.any():
             window.slice_view.set_slice(_best_slice(label.mask))
+    elif lesions is None:
+        # The demo case's own reference mask, through File > Import labels: shown as what it is.
+        if demo.reference_mask is not None and window.import_labels(demo.reference_mask):
+            label = window.document.labels[-1]
+            window.document.update_label(label.id, name=f"{label.name} (reference mask)")
+            window.slice_view.set_slice(demo.slice_index if demo.slice_index is not None
+                                        else _best_slice(label.mask))
     else:
         names = {"smaller lesion": "Smaller lesion (phantom truth)", "larger lesion": "Larger lesion (phantom truth)"}
         for key in ("larger lesion", "smaller lesion"):
             window.document.add_label(lesions[key], name=names[key])
         window.slice_view.set_slice(_best_slice(lesions["smaller lesion"]))
-        if demo.case_notes:
-            window.show_notice("Demo: " + " ".join(demo.case_notes), key="demo")
-        if demo.model_notes:
-            window.show_notice(" ".join(demo.model_notes), key="model")
-    window.apply_preset("liver")
+    if demo.ct_path is not None and demo.window is not None:
+        from lsms_viewer.windowing import Window
+
+        window.slice_view.set_window(Window(*demo.window))  # the window the demo recipe was made for
+    else:
+        window.apply_preset("liver")
     label_rows = window.label_panel.table.rowCount()
     if label_rows:
         window.label_panel.table.selectRow(label_rows - 1)
     _settle(app)
     written.append(_save(window, out / "main.png"))
 
-    # 3. Outline mode, lung window, zoomed on the liver.
+    # 3. Outline mode, zoomed on the liver, lesion-friendly liver window.
     window.set_overlay_mode("outline")
-    window.apply_preset("abdomen")
+    window.apply_preset("liver" if demo.ct_path is None else "abdomen")
     window.slice_view.zoom(0.55)
     _settle(app)
     written.append(_save(window, out / "outline_zoom.png"))

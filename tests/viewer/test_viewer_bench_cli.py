@@ -67,3 +67,26 @@ def test_a_missing_checkpoint_is_reported_at_start(qtbot, tmp_path):
     assert window.last_error is not None and window.last_error[0] == "Cannot use this checkpoint"
     assert "nowhere" in window.last_error[1]
     assert window.engine is None
+
+
+def test_demo_opens_the_installed_case_at_its_recipe_slice_and_window(qtbot, tmp_path, monkeypatch):
+    import numpy as np
+
+    from lsms_core.volume import Volume, save_volume
+
+    demo = tmp_path / "res" / "demo"
+    demo.mkdir(parents=True)
+    save_volume(Volume(np.zeros((6, 16, 16), np.int16), (1, 1, 2), (0, 0, 0)), demo / "ct.nii.gz")
+    (demo / "demo.json").write_text(json.dumps({"expression": "the cyst near the dome", "slice": 4,
+                                                "window": [350, 50]}))
+    monkeypatch.setenv("LSMS_RESOURCES", str(tmp_path / "res"))
+    window = create_window(build_parser().parse_args(["--demo"]))
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.document.volume is not None, timeout=20000)
+    qtbot.waitUntil(lambda: not window.is_loading())
+    from lsms_viewer.windowing import Window
+
+    assert window.current_slice() == 4 and window.slice_view.window == Window(350, 50)
+    assert window.expression_bar.edit.text() == "the cyst near the dome"
+    assert "demo case is not installed" not in window.notice.text()
+    assert "No model weights are installed" in window.notice.text()
