@@ -48,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lesions", required=True, help="lesion mask: one label per lesion, or a binary mask")
     p.add_argument("--organ", help="liver mask (enables density against the liver, lobe and segment)")
     p.add_argument("--out", required=True, help="dataset folder (new, or existing with --append)")
+    p.add_argument("--lesion-label", type=int, help="only voxels with this label are lesions (LiTS: 2)")
+    p.add_argument("--organ-label", type=int, help="only voxels with this label are the organ (default: non-zero)")
     p.add_argument("--append", action="store_true", help="add to an existing dataset")
     p.add_argument("--case-id", help="case id (default: from the CT file name)")
     p.add_argument("--split", choices=["train", "val", "test"], default="train")
@@ -124,7 +126,8 @@ def _from_masks(args) -> int:
     from lsms_core.data.from_masks import dataset_from_masks
 
     s = dataset_from_masks(args.ct, args.lesions, args.out, organ=args.organ, append=args.append,
-                           case_id=args.case_id, split=args.split, seed=args.seed)
+                           case_id=args.case_id, split=args.split, seed=args.seed,
+                           lesion_label=args.lesion_label, organ_label=args.organ_label)
     _print(s, args.json, [f"wrote {s['samples']} samples ({s['lesions']} lesions, {s['slices']} slices) "
                           f"for case {s['case_id']} to {args.out}"] + [f"  note: {n}" for n in s["notes"]])
     return 0

@@ -37,6 +37,9 @@ _SEGMENT_REGION = {"I": "the caudate lobe", "II": "the left lateral section", "I
                    "IV": "the left medial section", "V": "the right anterior section",
                    "VI": "the right posterior section", "VII": "the right posterior section",
                    "VIII": "the right anterior section"}
+#: expressions longer than this (text-encoder tokens, with [CLS] and [SEP]) lose their least important
+#: attributes: the model reads 32 tokens and would silently truncate the rest
+MAX_TOKENS = 32
 #: a size in words fits another lesion whose long axis is within this fraction (or 3 mm)
 SIZE_TOLERANCE = 0.2
 
@@ -200,6 +203,26 @@ def render(target: LesionFacts, attrs: set[str], comparative: tuple[str, str] | 
     return " ".join(text.split())
 
 
+_TOKENIZER: list = []
+
+
+def token_count(text: str) -> int:
+    """Tokens the project's text encoder (MiniLM WordPiece) makes of ``text``, [CLS] and [SEP] included."""
+    if not _TOKENIZER:
+        try:
+            from transformers import AutoTokenizer
+
+            from lsms_core.text import default_encoder_path
+
+            _TOKENIZER.append(AutoTokenizer.from_pretrained(str(default_encoder_path()), local_files_only=True))
+        except Exception:  # no tokenizer: a conservative estimate (medical words split into ~2 pieces)
+            _TOKENIZER.append(None)
+    tok = _TOKENIZER[0]
+    if tok is None:
+        return 2 + int(1.8 * len(text.split()) + 0.5)
+    return len(tok(text)["input_ids"])
+
+
 def _pick(attrs: list[str], k: int, rng) -> list[str]:
     """k attributes, favouring the important ones (location, size, density) as annotators do."""
     if k >= len(attrs):
@@ -240,11 +263,21 @@ def compose_expressions(target: LesionFacts, lesions: list[LesionFacts], rng: np
     for frac in fractions:
         k = len(pool) if frac >= 1.0 else max(1, round(frac * len(pool)))
         chosen = pool if frac >= 1.0 else _pick(pool, k, rng)
-        resolved = _resolve(target, lesions, chosen, pool)
-        if resolved is None:
+        paper = frac >= 1.0 and rng.uniform() < 0.5
+        text = None
+        while True:
+            resolved = _resolve(target, lesions, chosen, pool)
+            if resolved is None:
+                break
+            attrs, comp, n = resolved
+            text = render(target, set(attrs), comp, n, rng, paper_style=paper)
+            # The text encoder reads 32 tokens: drop the least important attributes of a long expression.
+            droppable = [a for a in chosen if a not in ("location", "size", "density")]
+            if token_count(text) <= MAX_TOKENS or not droppable:
+                break
+            chosen = [a for a in chosen if a != droppable[-1]]
+        if text is None:
             continue
-        attrs, comp, n = resolved
-        text = render(target, set(attrs), comp, n, rng, paper_style=frac >= 1.0 and rng.uniform() < 0.5)
         if text not in seen:
             seen.add(text)
             out.append((text, frac))

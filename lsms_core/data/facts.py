@@ -108,24 +108,33 @@ def boundary_of(image: np.ndarray, mask: np.ndarray, spacing, within=None) -> st
     return "clear" if step / full >= 0.45 else "blurred"
 
 
-def estimate_segment(centroid: tuple[float, float], liver2d: np.ndarray, liver_cols: tuple[int, int],
-                     z_frac: float | None) -> str | None:
-    """Approximate Couinaud segment from position within the liver (no vessels available).
-
-    Columns run patient right -> left. Cantlie's line is taken at 55% of the liver's right-to-left extent,
-    the falciform ligament at 72%; anterior/posterior halves of the right lobe from the liver's rows on
-    this slice; superior/inferior from the slice's height in the liver (portal plane at 45%).
-    """
-    c0, c1 = liver_cols
-    if c1 <= c0 or not liver2d.any():
+def body_midline(image: np.ndarray) -> float | None:
+    """Column of the body's midline on a slice: the centre of the columns holding soft tissue."""
+    cols = np.nonzero((np.asarray(image) > -300).sum(axis=0) > 3)[0]
+    if cols.size < 10:
         return None
-    f = (centroid[1] - c0) / (c1 - c0)
+    return 0.5 * (cols.min() + cols.max())
+
+
+def estimate_segment(centroid: tuple[float, float], liver2d: np.ndarray, col_mm: float, midline_col: float,
+                     z_frac: float | None) -> str | None:
+    """Approximate Couinaud segment from position alone (no vessels available).
+
+    Cantlie's line (right/left lobe, through the IVC and the gallbladder fossa) is taken 20 mm to the
+    patient's right of the body midline, the falciform ligament (segment IV / II-III) 25 mm to its left;
+    the anterior/posterior halves of the right lobe split at the middle of the liver's rows at that column;
+    superior/inferior at 45% of the liver's height. Columns run patient right -> left.
+    """
+    if not liver2d.any():
+        return None
+    dx = (centroid[1] - midline_col) * col_mm  # > 0: towards the patient's left
     sup = z_frac is None or z_frac < 0.45
-    if f >= 0.72:
+    if dx >= 25.0:
         return "II" if sup else "III"
-    if f >= 0.55:
+    if dx >= -20.0:
         return "IV"
-    rows = np.nonzero(liver2d[:, max(0, int(centroid[1]) - 3): int(centroid[1]) + 4].any(axis=1))[0]
+    c = int(round(centroid[1]))
+    rows = np.nonzero(liver2d[:, max(0, c - 3): c + 4].any(axis=1))[0]
     if rows.size == 0:
         rows = np.nonzero(liver2d.any(axis=1))[0]
     mid = 0.5 * (rows.min() + rows.max())
@@ -141,7 +150,6 @@ def slice_facts(
     *,
     liver: np.ndarray | None = None,
     segments: np.ndarray | None = None,
-    liver_cols: tuple[int, int] | None = None,
     z_frac: float | None = None,
     hilum: tuple[float, float] | None = None,
     known: dict[str, dict] | None = None,
@@ -149,7 +157,7 @@ def slice_facts(
     """Facts for every lesion visible on one slice (2D masks keyed by lesion id), in the order given.
 
     ``segments``: Couinaud map (1..8) when the anatomy is known (synthetic data); otherwise the segment is
-    estimated from ``liver`` and ``liver_cols`` (the 3D liver's column range). ``z_frac``: 0 at the liver's
+    estimated from the lesion's position relative to the body midline and within ``liver``. ``z_frac``: 0 at the liver's
     dome, 1 at its inferior tip. ``hilum``: (row, col) of the portal bifurcation if known. ``known``: per
     lesion id, facts only a generator knows (lesion_type, enhancement, boundary, calcified).
     """
@@ -161,6 +169,7 @@ def slice_facts(
     for m in visible.values():
         all_lesions |= m
     liver_rows = None
+    midline = body_midline(image) if segments is None else None
     if liver is not None:
         liver = np.asarray(liver) != 0
         rows = np.nonzero(liver.any(axis=1))[0]
@@ -191,8 +200,8 @@ def slice_facts(
             vals = vals[vals > 0]
             if vals.size:
                 f.segment = SEGMENT_NAMES[int(np.bincount(vals).argmax()) - 1]
-        elif liver is not None and liver_cols is not None:
-            f.segment = estimate_segment((cr, cc), liver, liver_cols, z_frac)
+        elif liver is not None and midline is not None:
+            f.segment = estimate_segment((cr, cc), liver, spacing[1], midline, z_frac)
             f.segment_estimated = f.segment is not None
         if f.segment:
             f.lobe = LOBE_OF_SEGMENT[f.segment]
