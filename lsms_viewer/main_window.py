@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
         # (SeriesChoice, parent) -> UID or None; None = the standard dialog. Scripts and tests set it.
         self.series_chooser = None
         self._pending_outcome = "finished"
+        self._closing_by_user = False
         self._running_text = ""
         self.last_error: tuple[str, str] | None = None  # (title, message) of the last error shown
         self._message_boxes: list[QMessageBox] = []
@@ -135,7 +136,7 @@ class MainWindow(QMainWindow):
         self.document.events.label_added.connect(lambda _label: self._update_actions())
         self.document.events.volume_changed.connect(self._on_volume_changed)
 
-        self.set_overlay_mode(user_settings.overlay_mode())
+        self.set_overlay_mode(user_settings.overlay_mode(), remember=False)
         self.apply_preset(user_settings.default_preset())
         self._update_device_label()
         self._update_actions()
@@ -199,7 +200,7 @@ class MainWindow(QMainWindow):
                                           "Save all labels as one multi-label NIfTI with a JSON sidecar")
         self.export_each_action = self._action("Export labels as &separate files…", self.export_each_dialog,
                                                "Ctrl+Shift+E", "Save one NIfTI mask per label into a folder")
-        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.quit_action = self._action("&Quit", self.quit_by_user, QKeySequence.StandardKey.Quit)
         for action in (self.open_action, self.open_folder_action):
             file_menu.addAction(action)
         file_menu.addMenu(self.recent_menu)
@@ -506,11 +507,12 @@ class MainWindow(QMainWindow):
         for key, action in self.preset_actions.items():
             action.setChecked(p is not None and p.key == key)
 
-    def set_overlay_mode(self, mode: str) -> None:
+    def set_overlay_mode(self, mode: str, remember: bool = True) -> None:
         self.slice_view.set_overlay_mode(mode)
         self.label_panel.set_overlay_mode(mode)
         self.overlay_toggle_action.setChecked(mode == "outline")
-        user_settings.set_overlay_mode(mode)
+        if remember and mode != user_settings.overlay_mode():
+            user_settings.set_overlay_mode(mode)
 
     def _toggle_overlay(self) -> None:
         self.set_overlay_mode("outline" if self.slice_view.overlay_mode == "fill" else "fill")
@@ -869,11 +871,21 @@ class MainWindow(QMainWindow):
         if self._run is not None:
             self._run.cancel()
             self._run.wait(60000)
-        s: QSettings = user_settings.settings()
-        s.setValue("window/geometry", self.saveGeometry())
-        s.setValue("window/state", self.saveState(self._LAYOUT_VERSION))
-        s.sync()
+        # Only a close the user asked for (window button, File > Quit) stores the layout: windows closed
+        # by scripts and tests must not rearrange the user's panels for the next start.
+        if event.spontaneous() or self._closing_by_user:
+            s: QSettings = user_settings.settings()
+            s.setValue("window/geometry", self.saveGeometry())
+            s.setValue("window/state", self.saveState(self._LAYOUT_VERSION))
+            s.sync()
         super().closeEvent(event)
+
+    def quit_by_user(self) -> None:
+        self._closing_by_user = True
+        try:
+            self.close()
+        finally:
+            self._closing_by_user = False
 
 
 

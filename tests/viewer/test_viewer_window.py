@@ -211,13 +211,20 @@ def test_middle_drag_pans_by_the_distance_dragged(window, study):
     assert view.current_slice == volume.shape[0] // 2 and view.window == Window(400, 40)
 
 
-def test_panel_layout_comes_back_after_a_restart(window, qtbot):
+def test_panel_layout_comes_back_after_the_user_quits(window, qtbot):
     window.label_dock.hide()
-    window.close()
+    window.quit_action.trigger()
     again = MainWindow()
     qtbot.addWidget(again)
     again.show()
     assert not again.label_dock.isVisible()
+    # A window closed by a script (not the user) leaves the stored layout alone.
+    again.label_dock.show()
+    again.close()
+    third = MainWindow()
+    qtbot.addWidget(third)
+    third.show()
+    assert not third.label_dock.isVisible()
 
 
 def test_slice_settled_comes_once_after_a_burst_of_scrolling(window, study, qtbot):
