@@ -11,10 +11,13 @@ Groups (figures per attribute value): lesion size (``attributes.diameter_mm`` or
 equivalent diameter of the mask), comparative vs plain expressions, and the number of lesions on the slice
 (``attributes.lesions_on_slice`` or, when absent, the number of manifest lines sharing the slice's image).
 
-``text_fraction`` reproduces the partial-text protocol: each expression keeps that fraction of its words
-(at least one), chosen by a generator seeded with the sample id so the same words are kept on every run,
-in their original order. ``text_fraction=0`` removes the words entirely (only the encoder's special
-tokens remain): the "without text" figure.
+``text_fraction`` reproduces the partial-text protocol. ``None`` (the default) scores every expression as
+written. A fraction F uses, on lines that tag their expressions with ``expression_fractions`` (what the
+annotation mode and ``lsms data synth`` write: full, 50 % and 25 % versions composed by hand rules), the
+expressions tagged F; elsewhere (untagged lines, or no expression tagged F) each full expression keeps F of
+its words (at least one), chosen by a generator seeded with the sample id, in their original order.
+``text_fraction=0`` removes the words entirely (only the encoder's special tokens remain): the "without
+text" figure. Tagged lines also get a ``text_fraction`` group, so one default run reports all fractions.
 """
 
 from __future__ import annotations
@@ -102,11 +105,35 @@ def _encode_without_words(encoder):
     return feats, mask.long()
 
 
+def expression_tags(sample) -> list[float] | None:
+    tags = sample.extra.get("expression_fractions") if sample.extra else None
+    if (isinstance(tags, list) and len(tags) == len(sample.expressions)
+            and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in tags)):
+        return [float(t) for t in tags]
+    return None
+
+
+def select_expressions(sample, text_fraction: float | None) -> list[tuple[int, str, float | None]]:
+    """(index, text to encode, tag) of every expression of ``sample`` scored under ``text_fraction``."""
+    tags = expression_tags(sample)
+    if text_fraction is None:
+        return [(i, e, tags[i] if tags else None) for i, e in enumerate(sample.expressions)]
+    if tags and text_fraction > 0:
+        tagged = [(i, e, t) for i, (e, t) in enumerate(zip(sample.expressions, tags, strict=True))
+                  if abs(t - text_fraction) < 1e-6]
+        if tagged:
+            return tagged
+    full = [i for i, t in enumerate(tags) if t >= 1.0] if tags else []
+    full = full or list(range(len(sample.expressions)))
+    return [(i, keep_words(sample.expressions[i], text_fraction, f"{sample.id}#{i}"), text_fraction)
+            for i in full]
+
+
 def slice_lesion_counts(samples) -> Counter:
     return Counter(s.image for s in samples)
 
 
-def sample_groups(sample, mask: np.ndarray, expression: str, counts: Counter) -> dict:
+def sample_groups(sample, mask: np.ndarray, expression: str, counts: Counter, tag: float | None = None) -> dict:
     attrs = sample.attributes or {}
     diameter = attrs.get("diameter_mm")
     if not isinstance(diameter, (int, float)) or isinstance(diameter, bool):
@@ -117,11 +144,14 @@ def sample_groups(sample, mask: np.ndarray, expression: str, counts: Counter) ->
     comparative = attrs.get("comparative")
     if not isinstance(comparative, bool):
         comparative = is_comparative(expression)
-    return {
+    groups = {
         "lesion_size": size_group(float(diameter)),
         "expression": "comparative" if comparative else "plain",
         "lesions_on_slice": "1" if n_lesions <= 1 else "2+",
     }
+    if tag is not None:
+        groups["text_fraction"] = f"{tag:g}"
+    return groups
 
 
 def target_at(mask: np.ndarray, size: int):
@@ -144,7 +174,7 @@ def prepare_image(image: np.ndarray, windowed: bool, config):
                              windowed_uint8=windowed)
 
 
-def evaluate(model, config, dataset, text_encoder, *, split: str = "test", text_fraction: float = 1.0,
+def evaluate(model, config, dataset, text_encoder, *, split: str = "test", text_fraction: float | None = None,
              threshold: float | None = None, batch_size: int = 8, device: str = "cpu",
              overlays: str | Path | None = None, worst: int = 16,
              progress: Callable[[int, int], None] | None = None) -> dict:
@@ -156,28 +186,28 @@ def evaluate(model, config, dataset, text_encoder, *, split: str = "test", text_
     samples = list(dataset.samples) if split == "all" else dataset.split(split)
     if not samples:
         raise LSMSError(f"{dataset.root} split {split!r}", "holds no samples to evaluate")
-    if not 0.0 <= text_fraction <= 1.0:
+    if text_fraction is not None and not 0.0 <= text_fraction <= 1.0:
         raise LSMSError("text fraction", f"must be between 0 and 1, got {text_fraction}")
     threshold = float(config.threshold if threshold is None else threshold)
     logit_threshold = math.log(threshold / (1.0 - threshold)) if 0 < threshold < 1 else (
         -math.inf if threshold <= 0 else math.inf)
     counts = slice_lesion_counts(dataset.samples)
-    pairs = [(s, i, e) for s in samples for i, e in enumerate(s.expressions)]
+    pairs = [(s, i, text, tag) for s in samples for i, text, tag in select_expressions(s, text_fraction)]
     native_acc, model_acc = MetricAccumulator(), MetricAccumulator()
     worst_heap: list = []
     model.eval()
     use_amp = str(device).startswith("cuda")
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start: start + batch_size]
-        loaded = [dataset.load_pair(s) for s, _, _ in chunk]
+        loaded = [dataset.load_pair(s) for s, _, _, _ in chunk]
         x = torch.cat([prepare_image(img, windowed, config) for img, _, windowed in loaded]).to(device)
-        texts = [keep_words(e, text_fraction, f"{s.id}#{i}") for s, i, e in chunk]
+        texts = [text for _, _, text, _ in chunk]
         feats, tmask = encode_texts(text_encoder, texts)
         with torch.inference_mode(), torch.autocast("cuda", enabled=use_amp):
             logits = model(x, feats.to(device), tmask.to(device))
         fg = model.foreground_logit(logits.float())
-        for k, ((sample, i, expression), (image, mask, windowed)) in enumerate(zip(chunk, loaded, strict=True)):
-            groups = sample_groups(sample, mask, expression, counts)
+        for k, ((sample, i, _, tag), (image, mask, windowed)) in enumerate(zip(chunk, loaded, strict=True)):
+            groups = sample_groups(sample, mask, sample.expressions[i], counts, tag)
             sid = f"{sample.id}#{i}"
             small = (fg[k] > logit_threshold).cpu().numpy()
             model_acc.add(small, target_at(mask, config.input_size), groups, sid)

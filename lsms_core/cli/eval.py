@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", default="demo", help="checkpoint folder, or demo (default)")
     parser.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
                         help="default: test; all = every line (a held-out dataset never trained on)")
-    parser.add_argument("--text-fraction", type=float, default=1.0,
-                        help="share of each expression's words kept (paper: 1.0, 0.5, 0.25; 0 = no words)")
+    parser.add_argument("--text-fraction", type=float, default=None,
+                        help="partial-text protocol: 1.0, 0.5, 0.25 (the paper's), 0 = no words; default: "
+                             "every expression as written")
     parser.add_argument("--json", dest="json_out", metavar="OUT", help="write the full result as JSON here")
     parser.add_argument("--overlays", metavar="DIR", help="write overlay PNGs of the worst cases here")
     parser.add_argument("--worst", type=int, default=16, help="number of overlay PNGs (default 16)")
@@ -38,7 +39,8 @@ def format_table(result: dict) -> list[str]:
         return f"{label:<28}{m['samples']:>8d}" + "".join(f"{m[k]:>10.4f}" for k in FIGURES)
 
     head = f"{'':<28}{'samples':>8}" + "".join(f"{k:>10}" for k in FIGURES)
-    lines = [f"split {result['split']}, text fraction {result['text_fraction']}, threshold "
+    fraction = "as written" if result["text_fraction"] is None else result["text_fraction"]
+    lines = [f"split {result['split']}, text fraction {fraction}, threshold "
              f"{result['threshold']}; empty prediction on empty truth scores {result['empty_pair_score']}",
              head, row("native resolution", result), row("model resolution", result["model_resolution"])]
     for group, values in result["groups"].items():
@@ -54,7 +56,7 @@ def run(args) -> int:
     from lsms_core.engine import Segmenter
     from lsms_core.evaluate import evaluate
 
-    if not 0.0 <= args.text_fraction <= 1.0:
+    if args.text_fraction is not None and not 0.0 <= args.text_fraction <= 1.0:
         raise LSMSError("--text-fraction", f"must be between 0 and 1, got {args.text_fraction}")
     dataset = read_dataset(args.data)
     seg = Segmenter.from_checkpoint(args.checkpoint, device=args.device, threads=args.threads)

@@ -87,3 +87,23 @@ def test_groups_helpers():
     yy, xx = np.mgrid[:100, :100]
     disc[(yy - 50) ** 2 + (xx - 50) ** 2 <= 20 ** 2] = True
     assert equivalent_diameter_mm(disc, (0.5, 0.5)) == pytest.approx(20.0, rel=0.02)
+
+
+def test_partial_text_uses_the_tagged_expressions_when_a_line_has_them():
+    from lsms_core.data.format import Sample
+    from lsms_core.evaluate import select_expressions
+
+    tagged = Sample(id="a", case_id="c", split="test", image="images/c/1.npy", mask="masks/c/1.png",
+                    expressions=["the 2 cm hypodense lesion in segment VI", "the lesion in segment VI",
+                                 "the lesion"], spacing=(1.0, 1.0),
+                    extra={"expression_fractions": [1.0, 0.5, 0.25]})
+    assert [t for _, t, _ in select_expressions(tagged, None)] == tagged.expressions
+    assert select_expressions(tagged, 0.5) == [(1, "the lesion in segment VI", 0.5)]
+    assert select_expressions(tagged, 0.25) == [(2, "the lesion", 0.25)]
+    assert select_expressions(tagged, 0.0) == [(0, "", 0.0)]
+    # no expression tagged 0.75: words are dropped from the full one
+    (i, text, tag), = select_expressions(tagged, 0.75)
+    assert i == 0 and len(text.split()) == 6 and tag == 0.75
+    plain = Sample(id="b", case_id="c", split="test", image="images/c/1.npy", mask="masks/c/1.png",
+                   expressions=["one two three four", "five six seven eight"], spacing=(1.0, 1.0))
+    assert [len(t.split()) for _, t, _ in select_expressions(plain, 0.5)] == [2, 2]
