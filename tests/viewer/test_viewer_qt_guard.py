@@ -16,7 +16,8 @@ SCRIPT = textwrap.dedent("""
     from PySide6.QtCore import QObject, Signal
     from PySide6.QtWidgets import QApplication, QLabel
     app = QApplication([])
-    import lsms_viewer  # installs the guard
+    from lsms_viewer.qt_compat import install_none_guard
+    install_none_guard()  # what create_application() and every SliceView do
 
     class Probe(QObject):
         ping = Signal()
