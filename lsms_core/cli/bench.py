@@ -12,6 +12,7 @@ BENCHES: dict[str, str] = {
     "model": "lsms_core.cli.bench_model",
     "load": "lsms_core.cli.bench_load",
     "train": "lsms_core.cli.bench_train",
+    "synth": "lsms_core.cli.bench_synth",
 }
 
 

@@ -175,28 +175,36 @@ def slice_facts(
         rows = np.nonzero(liver.any(axis=1))[0]
         liver_rows = (rows.min(), rows.max()) if rows.size else None
     out: list[LesionFacts] = []
-    for lid, m in visible.items():
+    # Everything local is measured on a crop around the lesion (rings reach 5 mm): a 512 slice per lesion
+    # would cost ten times as much.
+    margin = int(np.ceil(8.0 / min(spacing))) + 3
+    for lid, m_full in visible.items():
+        rr_, cc_ = np.nonzero(m_full)
+        r0, c0 = max(0, rr_.min() - margin), max(0, cc_.min() - margin)
+        box = (slice(r0, rr_.max() + margin + 1), slice(c0, cc_.max() + margin + 1))
+        m, img_c = m_full[box], image[box]
+        liver_c = None if liver is None else liver[box]
         try:
             meas = measure_2d(m, spacing)
         except MeasureError:
             continue
         if meas.long_axis.length_mm < MIN_LONG_AXIS_MM:
             continue
-        cr, cc = meas.centroid
+        cr, cc = meas.centroid[0] + r0, meas.centroid[1] + c0
         f = LesionFacts(lid, meas.long_axis.length_mm, meas.short_axis.length_mm, meas.area_mm2, (cr, cc),
                         (cr * spacing[0], cc * spacing[1]))
-        others = all_lesions & ~m
+        others = all_lesions[box] & ~m
         try:
-            den = relative_density(image, m, spacing, organ_mask=liver, exclude=others)
+            den = relative_density(img_c, m, spacing, organ_mask=liver_c, exclude=others)
         except MeasureError:
             try:
-                den = relative_density(image, m, spacing, exclude=others)
+                den = relative_density(img_c, m, spacing, exclude=others)
             except MeasureError:
                 den = None
         if den is not None:
             f.density, f.density_diff_hu = den.label, den.difference_hu
         if segments is not None:
-            vals = segments[m]
+            vals = segments[box][m]
             vals = vals[vals > 0]
             if vals.size:
                 f.segment = SEGMENT_NAMES[int(np.bincount(vals).argmax()) - 1]
@@ -207,20 +215,19 @@ def slice_facts(
             f.lobe = LOBE_OF_SEGMENT[f.segment]
         f.shape = shape_of(m, meas.long_axis.length_mm, meas.short_axis.length_mm, spacing)
         kn = known.get(lid, {})
-        f.boundary = kn.get("boundary") or boundary_of(image, m, spacing, within=liver)
+        f.boundary = kn.get("boundary") or boundary_of(img_c, m, spacing, within=liver_c)
         f.lesion_type = kn.get("lesion_type")
         f.enhancement = kn.get("enhancement")
         f.calcified = bool(kn.get("calcified", False))
         if z_frac is not None and z_frac < 0.15 and f.segment in ("VII", "VIII", "IV", "II"):
             f.near.append("dome")
         if hilum is not None:
-            rr, cc_ = np.nonzero(m)
-            d = np.min(np.hypot((rr - hilum[0]) * spacing[0], (cc_ - hilum[1]) * spacing[1]))
+            d = np.min(np.hypot((rr_ - hilum[0]) * spacing[0], (cc_ - hilum[1]) * spacing[1]))
             if d < 15.0:
                 f.near.append("hilum")
         if liver is not None:
             ring = ring_mask(m, spacing, 3.0)
-            if ring.any() and float((ring & ~liver & ~all_lesions).mean()) > 0.15:
+            if ring.any() and float((ring & ~liver_c & ~all_lesions[box]).sum() / ring.sum()) > 0.15:
                 f.near.append("capsule")
         if liver_rows is not None and liver_rows[1] > liver_rows[0]:
             rf = (cr - liver_rows[0]) / (liver_rows[1] - liver_rows[0])

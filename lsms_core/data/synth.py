@@ -385,7 +385,9 @@ class _CaseModel:
             spec = self._make_lesion(rng, kind, diameter, i)
             r = diameter / 2
             for _attempt in range(60):
-                z = rng.uniform(max(z_lo, self.z_dome - 0.95 * self.L) + 0.3 * r, min(z_hi, self.z_dome - 0.03 * self.L))
+                lo = max(z_lo, self.z_dome - 0.95 * self.L) + 0.3 * r
+                hi = min(z_hi, self.z_dome - 0.03 * self.L)
+                z = rng.uniform(lo, hi) if hi > lo else 0.5 * (max(z_lo, hi) + min(z_hi, lo))
                 t = self.t_of(z)
                 margin = min(0.5, 0.6 * r / (self.ai * 0.5))
                 u, v = self._liver_point(rng, t, margin)

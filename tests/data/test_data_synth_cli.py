@@ -100,3 +100,11 @@ def test_shipped_demo_matches_its_recipe(tmp_path):
     a = np.asarray(nib.load(shipped / "ct.nii.gz").dataobj)
     b = np.asarray(nib.load(tmp_path / "ct.nii.gz").dataobj)
     assert np.array_equal(a, b)
+
+
+def test_bench_synth_reports_slices_per_core(capsys):
+    assert main(["bench", "synth", "--size", "64", "--cases", "1", "--slices", "4", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["benchmark"] == "synth" and r["slices"] == 4
+    assert r["render_slices_per_cpu_s"] > 0 and r["baseline_phantom_slices_per_cpu_s"] > 0
+    assert isinstance(r["meets_target"], bool)
