@@ -277,10 +277,12 @@ class _CaseModel:
         xb, yb = self.uv_to_xy(0.55, -0.5)
         zt = zL(rng.uniform(0.85, 1.05))
         tubes.append(((xa, ya, zt), (xb, yb, zt + rng.uniform(-15, 15)), rng.uniform(17, 24), "colon"))
-        for _ in range(int(rng.integers(8, 16))):
-            u, v = rng.uniform(-0.45, 0.5), rng.uniform(-0.7, -0.1)
+        # Small bowel and jejunal loops fill the anterior and left abdomen below the stomach; a thin patient
+        # has more of them per unit of fat than an obese one (fewer visible fat gaps).
+        for _ in range(int(rng.integers(22, 34))):
+            u, v = rng.uniform(-0.45, 0.75), rng.uniform(-0.85, 0.35)
             x, y = self.uv_to_xy(u, v)
-            t = rng.uniform(0.55, 1.3)
+            t = rng.uniform(0.25, 1.3)
             d = rng.normal(size=3)
             d /= np.linalg.norm(d)
             ln = rng.uniform(20, 60)
@@ -479,7 +481,12 @@ class _CaseModel:
         lab[body & (depth > 2.0)] = FAT
         muscle = body & (depth > fat_th)
         lab[muscle] = MUSCLE
-        cavity = body & (depth > fat_th + self.wall)
+        # The wall is not a uniform ring: paired recti in front (split by the linea alba), thinner obliques
+        # at the flanks, thin posteriorly where the paraspinal muscles take over.
+        front = np.clip(-wv, 0, 1) * np.exp(-(((X - self.cx) / 70.0) ** 2))
+        wall_th = self.wall * (0.75 + 0.8 * front - 0.2 * np.clip(wv, 0, 1))
+        cavity = body & (depth > fat_th + wall_th)
+        lab[muscle & ~cavity & (np.abs(X - self.cx) < 3.5) & (Y - self.cy < 0)] = FAT
         lab[cavity] = VISCERAL_FAT
         # ---- paraspinal and psoas muscles
         y_canal = self.y_vb + self.vb_r[1] + 12
