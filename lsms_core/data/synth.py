@@ -294,8 +294,10 @@ class _CaseModel:
         out = []
         for _ in range(int(rng.integers(25, 45))):
             t = rng.uniform(0.05, 0.85)
-            u, v = self._liver_point(rng, t)
-            x, y = self.uv_to_xy(u, v)
+            p = self._liver_point(rng, t)
+            if p is None:
+                continue
+            x, y = self.uv_to_xy(*p)
             z = self.z_dome - t * self.L
             d = rng.normal(size=3)
             d[2] *= 1.5
@@ -311,7 +313,7 @@ class _CaseModel:
             if self._liver_field_uv(np.array([u]), np.array([v]), t)[0] < 1.0 - margin and \
                     self._cavity_depth_uv(u, v) > 0.05:
                 return u, v
-        return self.liver_right[0], self.liver_right[1]
+        return None
 
     def _cavity_depth_uv(self, u: float, v: float) -> float:
         p = self.p_ant if v < 0 else self.p_post
@@ -385,22 +387,27 @@ class _CaseModel:
             if n > 3:
                 diameter = min(diameter, 45.0)
             spec = self._make_lesion(rng, kind, diameter, i)
-            r = diameter / 2
-            for _attempt in range(60):
-                lo = max(z_lo, self.z_dome - 0.95 * self.L) + 0.3 * r
-                hi = min(z_hi, self.z_dome - 0.03 * self.L)
-                z = rng.uniform(lo, hi) if hi > lo else 0.5 * (max(z_lo, hi) + min(z_hi, lo))
-                t = self.t_of(z)
-                margin = min(0.5, 0.6 * r / (self.ai * 0.5))
-                u, v = self._liver_point(rng, t, margin)
-                x, y = self.uv_to_xy(u, v)
-                ok = all(
-                    math.dist((x, y, z), o.center) > r + max(o.radii) + 3.0 for o in self.lesions
-                )
-                if ok:
-                    spec.center = (x, y, z)
-                    self.lesions.append(spec)
+            placed = False
+            for _round in range(3):  # a lesion that fits nowhere in the scanned liver is made smaller
+                r = max(spec.radii[0], spec.radii[1])
+                for _attempt in range(40):
+                    lo = max(z_lo, self.z_dome - 0.95 * self.L) + 0.3 * r
+                    hi = min(z_hi, self.z_dome - 0.03 * self.L)
+                    z = rng.uniform(lo, hi) if hi > lo else 0.5 * (max(z_lo, hi) + min(z_hi, lo))
+                    t = self.t_of(z)
+                    margin = min(0.5, 0.6 * r / (self.ai * 0.5))
+                    p = self._liver_point(rng, t, margin)
+                    if p is None:
+                        continue
+                    x, y = self.uv_to_xy(*p)
+                    if all(math.dist((x, y, z), o.center) > r + max(o.radii) + 3.0 for o in self.lesions):
+                        spec.center = (x, y, z)
+                        self.lesions.append(spec)
+                        placed = True
+                        break
+                if placed:
                     break
+                spec.radii = tuple(0.7 * q for q in spec.radii)
 
     # ------------------------------------------------------------------ rendering
     def texture(self, k: int) -> np.ndarray:
@@ -880,15 +887,19 @@ def synth_case(seed: int, *, size: int = 256, n_slices: int = 32, case_id: str =
         raise SynthError("size", f"must be between 32 and 1024 pixels, got {size}")
     if not 1 <= n_slices <= 512:
         raise SynthError("slices", f"must be between 1 and 512, got {n_slices}")
-    rng = np.random.default_rng([int(seed), 6])
-    model = _CaseModel(rng, size, n_slices, phase=phase, spacing_mm=spacing_mm, thickness_mm=thickness_mm,
-                       lesions=lesions, n_lesions=n_lesions, seed=seed)
-    ct = np.empty((n_slices, size, size), np.int16)
-    organs = np.empty_like(ct, dtype=np.uint8)
-    les = np.empty_like(organs)
-    seg = np.empty_like(organs)
-    for k in range(n_slices):
-        ct[k], organs[k], les[k], seg[k] = model.render(k)
+    for attempt in range(4):
+        # A case drawn with lesions must show one: redraw (deterministically) when none landed in the scan.
+        rng = np.random.default_rng([int(seed), 6, attempt] if attempt else [int(seed), 6])
+        model = _CaseModel(rng, size, n_slices, phase=phase, spacing_mm=spacing_mm, thickness_mm=thickness_mm,
+                           lesions=lesions, n_lesions=n_lesions, seed=seed)
+        ct = np.empty((n_slices, size, size), np.int16)
+        organs = np.empty_like(ct, dtype=np.uint8)
+        les = np.empty_like(organs)
+        seg = np.empty_like(organs)
+        for k in range(n_slices):
+            ct[k], organs[k], les[k], seg[k] = model.render(k)
+        if les.any() or n_lesions == 0 or lesions is not None:
+            break
     origin = (model.x0, model.x0, model.origin_z)
     params = {
         "size": size, "slices": n_slices, "pixel_spacing_mm": round(model.sp, 4),
