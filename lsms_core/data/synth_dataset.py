@@ -35,6 +35,9 @@ _ENHANCEMENT = {
     ("fnh", "portal venous"): "with a central scar", ("fnh", "delayed"): "with a central scar",
 }
 
+#: lesions whose median differs from the surrounding liver by less than this are taken as invisible
+MIN_VISIBLE_HU = 6.0
+
 
 def enhancement_phrase(kind: str, phase: str) -> str | None:
     return _ENHANCEMENT.get((kind, phase))
@@ -60,6 +63,9 @@ def case_samples(case: SynthCase, rng: np.random.Generator) -> list[dict]:
         t = float(case.t_slices[k])
         facts = slice_facts(case.ct[k], masks, sp, liver=liver[k], segments=case.segments[k], z_frac=t,
                             hilum=case.hilum_rc if abs(t - case.t_portal) < 0.1 else None, known=known)
+        # A lesion within a few HU of its liver is invisible on this phase: no annotator would draw or
+        # count it, so it is neither referred to nor used in comparatives.
+        facts = [f for f in facts if f.density_diff_hu is None or abs(f.density_diff_hu) >= MIN_VISIBLE_HU]
         ranks = describe_count(facts)
         for f in facts:
             exprs = compose_expressions(f, facts, rng)
