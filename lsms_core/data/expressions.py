@@ -41,7 +41,7 @@ _SEGMENT_REGION = {"I": "the caudate lobe", "II": "the left lateral section", "I
 #: attributes: the model reads 32 tokens and would silently truncate the rest
 MAX_TOKENS = 32
 #: a size in words fits another lesion whose long axis is within this fraction (or 3 mm)
-SIZE_TOLERANCE = 0.2
+SIZE_TOLERANCE = 0.15
 
 
 def available(f: LesionFacts) -> list[str]:
@@ -242,7 +242,9 @@ def _resolve(target: LesionFacts, lesions: list[LesionFacts], chosen: list[str],
             return chosen, None, 1
         comp = _comparative(target, group)
         if comp is not None:
-            return chosen, comp, len(group)
+            # the comparative replaces the words it contradicts ("the smaller of the two 19 mm lesions")
+            drop = "size" if comp[0] == "size" else "ap"
+            return [a for a in chosen if a != drop], comp, len(group)
         if not extra:
             return None
         chosen.append(extra.pop(0))

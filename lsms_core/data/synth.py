@@ -231,7 +231,7 @@ class _CaseModel:
             for i, d in enumerate(lesions):
                 self.lesions.append(self._lesion_from_dict(d, i, rng))
         else:
-            n_les = n_lesions if n_lesions is not None else int(rng.choice([1, 2, 2, 3, 3, 4, 5, 6]))
+            n_les = n_lesions if n_lesions is not None else int(rng.choice([1, 2, 3, 3, 4, 4, 5, 6]))
             self._place_lesions(rng, n_les)
         # ---- textures: coarse 3D noise upsampled per slice by fixed bilinear-ish weights
         nz = int(self.k * self.th / 24) + 3
@@ -394,6 +394,10 @@ class _CaseModel:
                     lo = max(z_lo, self.z_dome - 0.95 * self.L) + 0.3 * r
                     hi = min(z_hi, self.z_dome - 0.03 * self.L)
                     z = rng.uniform(lo, hi) if hi > lo else 0.5 * (max(z_lo, hi) + min(z_hi, lo))
+                    if self.lesions and hi > lo and rng.uniform() < 0.5:
+                        # lesions cluster: often at the level of one already placed, so slices hold several
+                        z = float(np.clip(self.lesions[int(rng.integers(len(self.lesions)))].center[2]
+                                          + rng.normal(0, 8), lo, hi))
                     t = self.t_of(z)
                     margin = min(0.5, 0.6 * r / (self.ai * 0.5))
                     p = self._liver_point(rng, t, margin)
