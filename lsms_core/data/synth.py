@@ -762,8 +762,9 @@ class _CaseModel:
         cx, cy, cz = spec.center
         rx, ry, rz = spec.radii
         dz = (z - cz) / rz
+        half = 0.5 * self.th / rz  # the slab the slice integrates over, in lesion units
         amp = sum(abs(h[1]) for h in spec.harmonics)
-        if abs(dz) >= 1 + amp:
+        if abs(dz) - half >= 1 + amp:
             return
         b = self._box(cx, cy, max(rx, ry) * (1 + amp) + 4)
         if b is None:
@@ -773,17 +774,29 @@ class _CaseModel:
         ca, sa = math.cos(spec.angle), math.sin(spec.angle)
         px, py = (ca * dx + sa * dy) / rx, (-sa * dx + ca * dy) / ry
         theta = np.arctan2(py, px)
-        mod = 1.0
-        for kk, a, ph, tw in spec.harmonics:
-            mod = mod + a * np.cos(kk * theta + ph + tw * dz)
-        rho = np.sqrt(px * px + py * py + dz * dz) / mod
+        p2 = px * px + py * py
+
+        def rho_at(d):
+            mod = 1.0
+            for kk, a, ph, tw in spec.harmonics:
+                mod = mod + a * np.cos(kk * theta + ph + tw * d)
+            return np.sqrt(p2 + d * d) / mod
+
+        rho = rho_at(dz)
         dom = domain[box]
-        inside = (rho <= 1.0) & dom
-        if not inside.any():
-            return
+        inside = (rho <= 1.0) & dom  # the mask: the lesion at the slice's centre plane
         r_mm = 0.5 * (rx + ry)
         width = (3.0 + 0.08 * r_mm) if spec.boundary == "blurred" else 0.5 * self.sp
-        alpha = np.clip((1.0 - rho) * r_mm / width + 0.5, 0.0, 1.0) * dom
+
+        def alpha_at(r):
+            return np.clip((1.0 - r) * r_mm / width + 0.5, 0.0, 1.0)
+
+        # Partial volume along z: the image averages the lesion over the slice thickness, so its poles
+        # fade on thick slices (and a lesion just outside the centre plane can show faintly, unlabelled).
+        alpha = (alpha_at(rho_at(dz - half * 0.67)) + alpha_at(rho) + alpha_at(rho_at(dz + half * 0.67))) / 3
+        alpha = alpha * dom
+        if not alpha.any():
+            return
         val = self._lesion_hu(spec, rho, theta, texm[box], dz)
         sub = hu[box]
         sub[...] = sub * (1 - alpha) + val * alpha
