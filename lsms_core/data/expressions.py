@@ -181,7 +181,7 @@ def render(target: LesionFacts, attrs: set[str], comparative: tuple[str, str] | 
         post.append(loc)
     if "near" in attrs:
         post.append(str(rng.choice(_NEAR[target.near[0]])))
-    if "ap" in attrs:
+    if "ap" in attrs and target.ap not in loc:  # "the right posterior section" already says it
         post.append(str(rng.choice([f"{target.ap}ly", f"in the {target.ap} part of the liver"])))
     if size_post:
         post.append(_size_words(target, rng, pre=False))
