@@ -177,11 +177,13 @@ def render(target: LesionFacts, attrs: set[str], comparative: tuple[str, str] | 
     if "calcification" in attrs:
         post.append(str(rng.choice(["with calcification", "containing calcification"])))
     loc = _location_words(target, rng) if "location" in attrs else ""
+    if "ap" in attrs and target.ap and target.ap in loc and target.segment:
+        loc = f"in segment {target.segment}"  # not "the right posterior section ... posteriorly"
     if loc:
         post.append(loc)
     if "near" in attrs:
         post.append(str(rng.choice(_NEAR[target.near[0]])))
-    if "ap" in attrs and target.ap not in loc:  # "the right posterior section" already says it
+    if "ap" in attrs:
         post.append(str(rng.choice([f"{target.ap}ly", f"in the {target.ap} part of the liver"])))
     if size_post:
         post.append(_size_words(target, rng, pre=False))
