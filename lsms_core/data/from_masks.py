@@ -112,5 +112,7 @@ def dataset_from_masks(ct: str | os.PathLike, lesions: str | os.PathLike, out: s
                 n_samples += 1
                 slices_used.add(k)
                 lesion_ids.add(f.lesion_id)
+    if n_samples == 0:
+        notes.append("no lesion is large enough to refer to (>= 3 mm long axis and >= 6 pixels on a slice)")
     return {"case_id": cid, "samples": n_samples, "slices": len(slices_used), "lesions": len(lesion_ids),
             "notes": notes}

@@ -148,9 +148,10 @@ class _CaseModel:
         self.phase_i = PHASES.index(self.phase)
         # ---- body habitus: half-width a, half-depth b, fat thicknesses (mm)
         half = 0.5 * self.fov
-        self.a = min(rng.uniform(125, 185), 0.47 * self.fov)
-        self.b = min(self.a * rng.uniform(0.66, 0.82), 0.42 * self.fov)
         obese = rng.uniform(0, 1) ** 1.6
+        # fat adds to the body around organs of ordinary size: obese bodies are larger, not fuller inside
+        self.a = min(rng.uniform(120, 160) + 32 * obese, 0.47 * self.fov)
+        self.b = min(self.a * rng.uniform(0.66, 0.82), 0.42 * self.fov)
         self.fat_ant = 8 + 38 * obese + rng.uniform(-3, 3)
         self.fat_lat = 6 + 30 * obese + rng.uniform(-3, 3)
         self.fat_post = 6 + 22 * obese + rng.uniform(-2, 2)
@@ -290,21 +291,38 @@ class _CaseModel:
         return tubes
 
     def _draw_liver_vessels(self, rng) -> list[tuple]:
-        """Small intrahepatic vessel segments (portal and hepatic branches) as 3D tubes."""
-        out = []
-        for _ in range(int(rng.integers(25, 45))):
-            t = rng.uniform(0.05, 0.85)
-            p = self._liver_point(rng, t)
+        """Intrahepatic vessels as branching trees of 3D tubes: portal branches fanning out from the hilum,
+        hepatic veins draining towards the IVC, each tapering and forking towards the periphery."""
+        out: list[tuple] = []
+        ix, iy = self.ivc
+        hilum = (ix - 4, iy - 26, self.z_dome - self.t_portal * self.L)
+        confluence = (ix, iy, self.z_dome - 0.12 * self.L)
+
+        def grow(start, target, radius, kind, depth):
+            a = np.asarray(start, float)
+            b = np.asarray(target, float)
+            n_seg = 3
+            for j in range(n_seg):
+                end = a + (b - a) / (n_seg - j) + rng.normal(0, 5, 3)
+                out.append((tuple(a), tuple(end), radius, kind))
+                if depth > 0 and rng.uniform() < 0.8:  # a side branch from this node
+                    d = rng.normal(size=3)
+                    d[2] *= 0.6
+                    d /= np.linalg.norm(d)
+                    grow(end, end + d * rng.uniform(18, 35), radius * 0.6, kind, depth - 1)
+                a = end
+                radius = max(1.2, radius * 0.78)
+
+        for i in range(int(rng.integers(8, 13))):
+            kind = PORTAL_VEIN if i % 2 == 0 else HEPATIC_VEIN
+            t = float(np.clip(self.t_portal + rng.normal(0, 0.18), 0.08, 0.9)) if kind == PORTAL_VEIN \
+                else rng.uniform(0.1, 0.75)
+            p = self._liver_point(rng, t, 0.15)
             if p is None:
                 continue
             x, y = self.uv_to_xy(*p)
-            z = self.z_dome - t * self.L
-            d = rng.normal(size=3)
-            d[2] *= 1.5
-            d /= np.linalg.norm(d)
-            ln = rng.uniform(10, 35)
-            kind = PORTAL_VEIN if rng.uniform() < 0.55 else HEPATIC_VEIN
-            out.append(((x, y, z), (x + d[0] * ln, y + d[1] * ln, z + d[2] * ln), rng.uniform(1.3, 3.2), kind))
+            root = hilum if kind == PORTAL_VEIN else confluence
+            grow(root, (x, y, self.z_dome - t * self.L), rng.uniform(3.5, 5.0), kind, 2)
         return out
 
     def _liver_point(self, rng, t: float, margin: float = 0.0) -> tuple[float, float]:
