@@ -137,3 +137,23 @@ def test_import_lvit(tmp_path, sheet):
     assert len({s.split for s in ds if s.case_id == "study_0000"}) == 1
     report = json.loads(json.dumps({"n": len(ds)}))
     assert report["n"] == 6
+
+
+def test_from_masks_on_a_real_ct_dicom_file(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    from lsms_core.volume import load_volume, save_mask
+
+    path = get_testdata_file("CT_small.dcm", download=False)
+    vol = load_volume(path)
+    mask = np.zeros(vol.shape, np.uint8)
+    mask[0, 60:75, 50:70] = 1
+    save_mask(mask, vol, tmp_path / "les.nii.gz")
+    out = tmp_path / "ds"
+    assert main(["data", "from-masks", "--ct", path, "--lesions", str(tmp_path / "les.nii.gz"),
+                 "--out", str(out), "--case-id", "ct_small"]) == 0
+    (s,) = read_dataset(out).samples
+    assert s.spacing == pytest.approx((0.661468, 0.661468))
+    assert s.attributes["diameter_mm"] == pytest.approx(np.hypot(15, 20) * 0.661468, abs=0.01)
+    image = np.load(out / s.image)
+    assert image.dtype == np.int16 and np.array_equal(image, vol.array[0])
