@@ -25,7 +25,7 @@ _DENSITY = {"hypo": ("hypodense", "low-density", "hypoattenuating"),
 _TYPE_NOUN = {"cyst": ("cyst", "cystic lesion"), "hemangioma": ("hemangioma",),
               "hcc": ("hepatocellular carcinoma", "HCC"), "metastasis": ("metastasis", "metastatic lesion"),
               "fnh": ("focal nodular hyperplasia", "FNH")}
-_PLURAL = {"lesion": "lesions", "nodule": "nodules", "mass": "masses", "focus": "foci", "cyst": "cysts",
+_PLURAL = {"one": "lesions", "lesion": "lesions", "nodule": "nodules", "mass": "masses", "focus": "foci", "cyst": "cysts",
            "cystic lesion": "cystic lesions", "hemangioma": "hemangiomas", "HCC": "HCCs",
            "hepatocellular carcinoma": "hepatocellular carcinomas", "metastasis": "metastases",
            "metastatic lesion": "metastatic lesions", "focal nodular hyperplasia": "FNH lesions", "FNH": "FNHs"}
@@ -153,6 +153,8 @@ def render(target: LesionFacts, attrs: set[str], comparative: tuple[str, str] | 
            rng, *, paper_style: bool = False) -> str:
     """Words for the chosen attributes (and comparative) of ``target``."""
     noun = str(rng.choice(_TYPE_NOUN[target.lesion_type])) if "type" in attrs else _generic_noun(target, rng)
+    if comparative is not None and "type" not in attrs and "shape" not in attrs and rng.uniform() < 0.2:
+        noun = "one"  # "the larger one in the right lobe"
     pre: list[str] = []
     post: list[str] = []
     if comparative is not None:
