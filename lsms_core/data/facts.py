@@ -116,19 +116,56 @@ def body_midline(image: np.ndarray) -> float | None:
     return 0.5 * (cols.min() + cols.max())
 
 
-def estimate_segment(centroid: tuple[float, float], liver2d: np.ndarray, col_mm: float, midline_col: float,
-                     z_frac: float | None) -> str | None:
-    """Approximate Couinaud segment from position alone (no vessels available).
+def estimate_ivc(image: np.ndarray, spacing: tuple[float, float], midline_col: float) -> tuple[float, float] | None:
+    """Approximate (row, col) of the inferior vena cava: 20 mm in front of the vertebral body and 22 mm to the
+    patient's right of the midline. The vertebral body is the largest bone (> 400 HU) centred within 10 mm of
+    the midline (the aorta, even when bright, sits further left). None when no vertebra is found."""
+    from scipy import ndimage
 
-    Cantlie's line (right/left lobe, through the IVC and the gallbladder fossa) is taken 20 mm to the
-    patient's right of the body midline, the falciform ligament (segment IV / II-III) 25 mm to its left;
-    the anterior/posterior halves of the right lobe split at the middle of the liver's rows at that column;
-    superior/inferior at 45% of the liver's height. Columns run patient right -> left.
+    band = int(round(12.0 / spacing[1]))
+    c0, c1 = max(0, int(midline_col) - band), int(midline_col) + band + 1
+    bone = np.zeros(image.shape, bool)
+    bone[:, c0:c1] = image[:, c0:c1] > 400
+    lab, n = ndimage.label(bone)
+    best = None
+    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+        m = lab[sl] == i
+        cc = np.nonzero(m)[1].mean() + sl[1].start
+        if abs(cc - midline_col) * spacing[1] < 10.0 and (best is None or m.sum() > best[0]):
+            best = (int(m.sum()), sl[0].start)
+    if best is None or best[0] * spacing[0] * spacing[1] < 150.0:  # < 1.5 cm^2 is not a vertebral body
+        return None
+    return best[1] - 20.0 / spacing[0], midline_col - 22.0 / spacing[1]
+
+
+def estimate_segment(centroid: tuple[float, float], liver2d: np.ndarray, col_mm: float, midline_col: float,
+                     z_frac: float | None, ivc: tuple[float, float] | None = None,
+                     row_mm: float | None = None) -> str | None:
+    """Approximate Couinaud segment from position alone (no vessel masks).
+
+    With an IVC position: the hepatic-vein planes fan out from the IVC (right hepatic vein about 20 degrees
+    anterior of patient-right, middle about 66, left about 118), which is how Couinaud's segments are
+    defined. Without one: Cantlie's line 20 mm to the patient's right of the body midline, the falciform
+    ligament 25 mm to its left, and the right lobe's anterior/posterior halves split at the middle of the
+    liver's rows. Superior/inferior: above or below the portal plane, ``z_frac`` < 0.45. Columns run patient
+    right -> left; rows anterior -> posterior.
     """
     if not liver2d.any():
         return None
-    dx = (centroid[1] - midline_col) * col_mm  # > 0: towards the patient's left
     sup = z_frac is None or z_frac < 0.45
+    if ivc is not None:
+        rmm = col_mm if row_mm is None else row_mm
+        psi = np.degrees(np.arctan2(-(centroid[0] - ivc[0]) * rmm, -(centroid[1] - ivc[1]) * col_mm))
+        if psi < -108.0:  # behind and left of the IVC: the posterior part of segment II
+            psi += 360.0
+        if psi < 20.0:
+            return "VII" if sup else "VI"
+        if psi < 66.0:
+            return "VIII" if sup else "V"
+        if psi < 118.0:
+            return "IV"
+        return "II" if sup else "III"
+    dx = (centroid[1] - midline_col) * col_mm  # > 0: towards the patient's left
     if dx >= 25.0:
         return "II" if sup else "III"
     if dx >= -20.0:
@@ -170,6 +207,7 @@ def slice_facts(
         all_lesions |= m
     liver_rows = None
     midline = body_midline(image) if segments is None else None
+    ivc = estimate_ivc(image, spacing, midline) if midline is not None and liver is not None else None
     if liver is not None:
         liver = np.asarray(liver) != 0
         rows = np.nonzero(liver.any(axis=1))[0]
@@ -209,7 +247,7 @@ def slice_facts(
             if vals.size:
                 f.segment = SEGMENT_NAMES[int(np.bincount(vals).argmax()) - 1]
         elif liver is not None and midline is not None:
-            f.segment = estimate_segment((cr, cc), liver, spacing[1], midline, z_frac)
+            f.segment = estimate_segment((cr, cc), liver, spacing[1], midline, z_frac, ivc, row_mm=spacing[0])
             f.segment_estimated = f.segment is not None
         if f.segment:
             f.lobe = LOBE_OF_SEGMENT[f.segment]

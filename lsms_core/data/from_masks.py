@@ -67,6 +67,7 @@ def dataset_from_masks(ct: str | os.PathLike, lesions: str | os.PathLike, out: s
     if liver is not None:
         ks = np.nonzero(liver.any(axis=(1, 2)))[0]
         z_bot, z_top = int(ks.min()), int(ks.max())  # k grows towards the head: the dome is at z_top
+        k_wide = int(np.argmax(liver.sum(axis=(1, 2))))
     rng = np.random.default_rng(seed)
     stem = Path(ct).name
     for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm"):
@@ -89,7 +90,12 @@ def dataset_from_masks(ct: str | os.PathLike, lesions: str | os.PathLike, out: s
             masks = {f"l{v}": labels[k] == v for v in present}
             z_frac = None
             if liver is not None and z_top > z_bot:
-                z_frac = float((z_top - k) / (z_top - z_bot))
+                # The portal plane is taken at the liver's largest cross-section (scans rarely hold the whole
+                # liver, so its visible height is no ruler): 0.45 there, 0 at the top, 1 at the bottom.
+                if k >= k_wide:
+                    z_frac = 0.45 * (z_top - k) / max(1, z_top - k_wide)
+                else:
+                    z_frac = 0.45 + 0.55 * (k_wide - k) / max(1, k_wide - z_bot)
             facts = slice_facts(vol.array[k], masks, spacing, liver=None if liver is None else liver[k],
                                 z_frac=z_frac)
             ranks = describe_count(facts)
