@@ -1,8 +1,10 @@
 """Referring-segmentation data: dataset format v1, expressions, synthetic CT, imports.
 
-See ``shared/docs/dataset-format.md`` for the format. Public entry points:
-``read_dataset`` / ``DatasetWriter`` (format), ``compose_expressions`` (expressions),
-``synth_case`` / ``write_synth_dataset`` (synthetic CT), ``demo_case`` (the demo study).
+See ``shared/docs/dataset-format.md`` for the format. Modules:
+``format`` (read_dataset, DatasetWriter, assign_splits), ``torch_dataset`` (RefSegDataset),
+``facts`` (what masks say about each lesion), ``expressions`` (compose_expressions),
+``synth`` / ``synth_dataset`` (synthetic CT: synth_case, write_synth_dataset), ``demo`` (the shipped demo
+study), ``from_masks`` (CT + lesion masks -> lines), ``lvit`` (LViT-style import), ``check``, ``preview``.
 Heavy modules are imported lazily by their users; this package import stays cheap.
 """
 
