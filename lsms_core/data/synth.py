@@ -262,7 +262,7 @@ class _CaseModel:
         for side in (-1, 1):
             for j, a0 in enumerate(base):
                 ribs.append((side, (a0 + rng.uniform(-8, 8)) * np.pi / 180, rng.uniform(0.25, 0.5),
-                             0.55 + 0.12 * j + rng.uniform(-0.1, 0.1), rng.uniform(5, 8), rng.uniform(2.5, 4)))
+                             0.55 + 0.12 * j + rng.uniform(-0.1, 0.1), rng.uniform(6, 13), rng.uniform(2.8, 4.2)))
         return ribs
 
     def _draw_bowel(self, rng) -> list[tuple]:
@@ -485,6 +485,7 @@ class _CaseModel:
         xs = self._xs
         X, Y = xs[None, :], xs[:, None]
         lab = np.zeros((n, n), np.uint8)
+        texm = self.texture(k)
         # ---- table under the patient: a curved shell with a foam core
         b = self._box(self.cx, self.y_post + 40, 260)
         if b is not None:
@@ -530,7 +531,9 @@ class _CaseModel:
         lb = self._box(*self.uv_to_xy(-0.2, -0.1), 1.1 * max(self.ai, self.bi))
         if lb is not None and -0.02 <= t <= 1.02:
             box, xx, yy = lb
-            liver_q[box] = self._liver_field_uv((xx - self.cx) / self.ai, (yy - self.cy) / self.bi, t)
+            # a gently irregular capsule rather than a perfect implicit surface
+            liver_q[box] = self._liver_field_uv((xx - self.cx) / self.ai, (yy - self.cy) / self.bi, t) * (
+                1.0 + 0.05 * texm[box])
         # ---- lung bases (posterior costophrenic recesses) in the upper liver
         if t < 0.32:
             lung_s = ((0.32 - t) / 0.42) ** 0.6
@@ -659,7 +662,6 @@ class _CaseModel:
             if box is not None:
                 lab[box][q < 0.35] = MARROW
         # ---- HU from labels, textures
-        texm = self.texture(k)
         hu = self.lut[lab] + self.tex_amp[lab] * texm
         # ---- Couinaud segments and lesions
         seg = self._segments(t, lab)
