@@ -842,9 +842,12 @@ class _CaseModel:
             if ph == "non-contrast":
                 return base + 3 * tex
             # peripheral nodular (globular) enhancement, filling in centripetally on later phases
-            reach = {"arterial": 0.8, "portal venous": 0.5, "delayed": 0.15}[ph]
-            nod = 0.5 + 0.5 * np.cos(7 * theta + 3 * dz + spec.angle)
-            enh = (rho > reach) & (nod > (0.35 if ph != "arterial" else 0.55))
+            reach = {"arterial": 0.78, "portal venous": 0.42, "delayed": 0.12}[ph]
+            g = 0.5 + 0.25 * np.cos(5 * theta + 2 * dz + spec.angle) + 0.25 * np.cos(9 * theta - 3 * dz + 2 * spec.angle)
+            if ph == "arterial":
+                enh = (rho > reach) & (g > 0.62)  # discontinuous globules along the rim
+            else:
+                enh = rho > reach + 0.35 * (1 - g)  # a nodular front filling in towards the centre
             fill = blood * (0.9 if ph != "delayed" else 0.75)
             return np.where(enh, fill, base + (liver - base) * (0.6 if ph == "delayed" else 0.15)) + 4 * tex
         if kind == "hcc":
