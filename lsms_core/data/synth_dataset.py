@@ -102,6 +102,15 @@ def write_synth_dataset(out: str | os.PathLike, *, cases: int, seed: int = 0, si
                         slices_per_case: int = 32, volumes: bool = True, phase: str | None = None,
                         progress: Callable[[int, int], None] | None = None) -> dict:
     """Generate ``cases`` synthetic cases into a new dataset folder; returns a summary (counts, timings)."""
+    from lsms_core.data.synth import SynthError
+
+    # Settings are checked before the folder is made, so a typo leaves nothing behind.
+    if cases < 1:
+        raise SynthError("cases", f"must be at least 1, got {cases}")
+    if not 32 <= size <= 1024:
+        raise SynthError("size", f"must be between 32 and 1024 pixels, got {size}")
+    if not 1 <= slices_per_case <= 512:
+        raise SynthError("slices-per-case", f"must be between 1 and 512, got {slices_per_case}")
     out = Path(out)
     t0 = time.perf_counter()
     case_ids = [f"synth{seed:04d}_{i:03d}" for i in range(cases)]

@@ -46,9 +46,11 @@ def test_same_seed_same_dataset(synth_dir, tmp_path):
     assert a.shape == b.shape and np.mean(a != b) < 1e-3 and np.abs(a.astype(int) - b).max() <= 2
 
 
-def test_synth_refuses_a_non_empty_folder(synth_dir, capsys):
+def test_synth_refuses_a_non_empty_folder_and_bad_settings(synth_dir, tmp_path, capsys):
     assert main(["data", "synth", "--out", str(synth_dir), "--cases", "1", "--size", "64"]) == 2
     assert "not empty" in capsys.readouterr().err
+    assert main(["data", "synth", "--out", str(tmp_path / "bad"), "--cases", "1", "--size", "20"]) == 2
+    assert "size" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_check_reports_counts_and_line_numbered_problems(synth_dir, tmp_path, capsys):
