@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -131,7 +131,13 @@ class LabelPanel(QWidget):
         events.label_added.connect(lambda _label: self._rebuild())
         events.label_removed.connect(lambda _label: self._rebuild())
         events.label_changed.connect(self._on_label_changed)
-        events.mask_changed.connect(lambda label, _slices: self._refresh_details())
+        # Counting voxels of an organ-sized label costs tens of ms: far too much for every mouse move of a
+        # brush stroke, so the details line follows mask edits once they pause.
+        self._details_timer = QTimer(self)
+        self._details_timer.setSingleShot(True)
+        self._details_timer.setInterval(150)
+        self._details_timer.timeout.connect(self._refresh_details)
+        events.mask_changed.connect(lambda _label, _slices: self._details_timer.start())
         events.active_label_changed.connect(self._on_active_changed)
         self._update_controls()
 

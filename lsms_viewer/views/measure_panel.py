@@ -158,9 +158,14 @@ class MeasurePanel(QWidget):
         for event in (events.volume_changed, events.label_added, events.label_removed, events.label_changed,
                       events.mask_changed):
             event.connect(self.schedule)
-        # A new slice is measured at once (its volume part is cached): axes of the previous slice must
-        # never be shown over this one, even for the debounce interval.
-        slice_view.slice_changed.connect(lambda _k: self.refresh())
+        # Measuring a slice (long axis over the outline's hull) costs up to tens of ms on organ-sized
+        # labels: far more than drawing it. While the user scrolls, the previous slice's axes are hidden at
+        # once (they must never sit over another slice) and the slice is measured when scrolling pauses.
+        slice_view.slice_changed.connect(self._hide_stale_axes)
+        slice_view.slice_settled.connect(lambda _k: self.refresh())
+
+    def _hide_stale_axes(self, _k: int) -> None:
+        self.overlay.show([])
 
     def schedule(self, *_args) -> None:
         self._timer.start()

@@ -83,3 +83,17 @@ def test_annotation_form_composes_checks_and_exports(qtbot, window, volume, tmp_
     ds = read_dataset(tmp_path / "set")
     assert len(ds) == 1 and ds.samples[0].expressions == ann["expressions"]
     assert ds.samples[0].extra["provenance"]["window"] == [400.0, 40.0]
+
+
+def test_axes_follow_the_slice_once_scrolling_pauses(qtbot, window, volume):
+    panel = window.editing.measure_panel
+    label = window.document.add_label(_dark(volume), name="dark")
+    panel.refresh()
+    assert panel.overlay._items
+    k = window.current_slice()
+    target = k + 1 if k + 1 < volume.shape[0] else k - 1
+    window.slice_view.set_slice(target)
+    assert panel.overlay._items == []  # the previous slice's axes never sit over the new one
+    qtbot.waitUntil(lambda: bool(panel.overlay._items), timeout=3000)
+    expected = measure_2d(label.mask[target], (volume.spacing[1], volume.spacing[0]))
+    assert panel.rows[label.id]["long_mm"] == pytest.approx(expected.long_axis.length_mm)

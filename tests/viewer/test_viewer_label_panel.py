@@ -38,3 +38,21 @@ def test_panel_widgets_change_the_labels_and_the_overlay(window, study):
     assert "mL" in panel.details.text() and "Segment VII lesion" in panel.details.text()
     panel.delete_button.click()
     assert doc.labels == [second] and table.rowCount() == 1
+
+
+def test_details_follow_mask_edits_once_they_pause(qtbot, window, study):
+    volume, lesions = study
+    window.set_volume(volume)
+    doc, panel = window.document, window.label_panel
+    mask = lesions["larger lesion"]
+    label = doc.add_label(mask, expression="the larger low-density lesion")
+    panel.table.selectRow(0)
+    before = f"{int(mask.sum()):,} voxels"
+    assert before in panel.details.text()
+    grown = mask.copy()
+    grown[:, :10, :10] = True
+    for _ in range(5):  # a stroke: many mask changes in a row
+        doc.replace_mask(label.id, grown)
+        grown = grown.copy()
+    assert before in panel.details.text()  # not recounted on every move
+    qtbot.waitUntil(lambda: f"{int(grown.sum()):,} voxels" in panel.details.text(), timeout=3000)
