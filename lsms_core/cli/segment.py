@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--threshold", type=float, help="probability threshold (default: the checkpoint's)")
     parser.add_argument("--batch", type=int, help="slices per batch (default: 16 on CUDA, 4 on CPU)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--all-regions", action="store_true",
+                        help="keep every region above the threshold (default: only the connected region "
+                        "with the most probability, the one lesion the words refer to)")
     parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                         help="auto (default): float32 on the CPU, bf16/fp16 autocast on CUDA; bfloat16 is "
                         "faster on CPUs with AVX512-BF16")
@@ -196,10 +199,20 @@ def run(args) -> int:
         bar.close()
     for note in pred.notes:
         print(f"note: {note}", file=sys.stderr)
+    kept = pred.masks
+    if not args.all_regions:
+        from lsms_core.postprocess import keep_referred_lesion
+
+        referred = keep_referred_lesion(pred.probs, pred.masks)
+        kept = referred.mask
+        if referred.candidates > 1:
+            print(f"note: kept the most probable of {referred.candidates} candidate regions "
+                  f"({referred.dropped_voxels} voxels dropped; --all-regions keeps them)", file=sys.stderr)
     mask = np.zeros(vol.shape, dtype=np.uint8)
-    mask[start:stop] = pred.masks
+    mask[start:stop] = kept
     label = LabelInfo(1, "lesion", LESION_COLOR, expression,
                       {"checkpoint": seg.name, "trained": seg.trained, "slices": [start, stop],
+                       "regions": "all" if args.all_regions else "most probable connected region",
                        "threshold": float(args.threshold if args.threshold is not None else seg.config.threshold)})
     written = save_mask(mask, vol, out, labels=[label])
     seconds = time.perf_counter() - started
