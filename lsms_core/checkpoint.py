@@ -213,6 +213,7 @@ def save_checkpoint(folder: str | os.PathLike, model, config: CheckpointConfig, 
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "lsms_version": __version__})
         (tmp / CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
         (tmp / CARD).write_text(card or default_card(config), encoding="utf-8")
+        _readable_by_all(tmp)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -224,6 +225,15 @@ def save_checkpoint(folder: str | os.PathLike, model, config: CheckpointConfig, 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def _readable_by_all(folder: Path) -> None:
+    """mkdtemp makes a private (0700) folder; a checkpoint is shared like any other file (umask applies)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.iterdir():
+        path.chmod(0o666 & ~umask)
 
 
 def default_card(config: CheckpointConfig) -> str:

@@ -119,3 +119,16 @@ def test_a_file_inside_the_folder_points_at_the_folder(tmp_path):
     folder = create_random_checkpoint(tmp_path / "x", input_size=64)
     assert resolve_checkpoint(folder / "config.json") == folder
     assert resolve_checkpoint(folder / "model.safetensors") == folder
+
+
+def test_saved_checkpoints_follow_the_umask_not_a_private_temp_folder(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        folder = create_random_checkpoint(tmp_path / "shared", input_size=64)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in folder.iterdir())
