@@ -30,6 +30,9 @@ class EngineHost:
         self.device_choice = device
         self.threshold = threshold
         self.threads = threads
+        # The words name one lesion: keep the connected region with the most probability (as
+        # `lsms segment` does) unless the user asks for every region above the threshold.
+        self.one_region = True
         self._segmenter = None
         self._lock = threading.Lock()
 
@@ -133,8 +136,17 @@ class SegmentWorker(QObject):
                     cancel=self._cancel.is_set,
                 )
             notes = list(prediction.notes) + [str(w.message) for w in caught]
+            masks = np.asarray(prediction.masks, dtype=bool)
+            if self.host.one_region:
+                from lsms_core.postprocess import keep_referred_lesion
+
+                referred = keep_referred_lesion(prediction.probs, masks)
+                masks = referred.mask
+                if referred.candidates > 1:
+                    notes.append(f"kept the most probable of {referred.candidates} regions "
+                                 f"({referred.dropped_voxels} voxels elsewhere dropped)")
             self.finished.emit(SegmentResult(
-                request=req, masks=np.asarray(prediction.masks, dtype=bool), seconds=float(prediction.seconds),
+                request=req, masks=masks, seconds=float(prediction.seconds),
                 device=prediction.device, checkpoint=segmenter.name, trained=segmenter.trained, notes=notes,
             ))
         except Cancelled as exc:

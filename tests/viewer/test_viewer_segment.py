@@ -33,6 +33,13 @@ def _run(win: MainWindow, qtbot, words: str, scope: str, timeout: int = 60000) -
     return blocker.args[0]
 
 
+def _referred(prediction):
+    """What the viewer keeps: the most probable connected region (the one lesion the words name)."""
+    from lsms_core.postprocess import keep_referred_lesion
+
+    return keep_referred_lesion(prediction.probs, prediction.masks).mask
+
+
 def test_enter_runs_the_model_in_a_worker_and_adds_a_label(seg_window, qtbot, engine):
     win = seg_window
     volume = win.document.volume
@@ -49,7 +56,7 @@ def test_enter_runs_the_model_in_a_worker_and_adds_a_label(seg_window, qtbot, en
     labels = win.document.labels
     assert len(labels) == 1
     label = labels[0]
-    expected = engine.segmenter.predict(volume.array[k], WORDS, threshold=engine.threshold).masks
+    expected = _referred(engine.segmenter.predict(volume.array[k], WORDS, threshold=engine.threshold))
     assert np.array_equal(label.mask[k], expected)
     assert expected.any() and not label.mask[np.arange(volume.shape[0]) != k].any()
     assert label.expression == WORDS
@@ -84,7 +91,7 @@ def test_rerun_with_edited_words_replaces_the_mask(seg_window, qtbot, engine):
         QTest.keyClick(win.expression_bar.edit, Qt.Key.Key_Return)
     assert len(win.document.labels) == 1  # replaced, not added
     assert label.expression == new_words and label.name.startswith("the larger hypodense")
-    expected = engine.segmenter.predict(volume.array[3:6], new_words, threshold=engine.threshold).masks
+    expected = _referred(engine.segmenter.predict(volume.array[3:6], new_words, threshold=engine.threshold))
     assert np.array_equal(label.mask[3:6], expected)
     assert applied and applied[0][0] == label.id and np.array_equal(applied[0][1], before)
     assert win.expression_bar.rerun_label_id is None
@@ -193,8 +200,11 @@ def test_detection_threshold_applies_to_the_next_run(seg_window, qtbot, engine):
     finally:
         engine.threshold = saved
     mask = win.document.labels[0].mask[k]
-    assert np.array_equal(mask, probs > high)
-    assert 0.05 < mask.mean() < 0.15  # about the top tenth of the slice
+    from lsms_core.postprocess import keep_referred_lesion
+
+    assert np.array_equal(mask, keep_referred_lesion(probs, probs > high).mask)
+    assert mask.any() and mask.mean() < 0.15  # within the top tenth of the slice
+    assert not (mask & (probs <= high)).any()
 
 
 def test_choosing_a_device_reloads_the_model_there(window, tmp_path):
