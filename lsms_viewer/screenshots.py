@@ -35,6 +35,16 @@ def _wait(app, condition, timeout_s: float = 300.0) -> None:
 
 
 def _save(window, path: Path) -> Path:
+    import time
+
+    from PySide6.QtWidgets import QApplication
+
+    # Panels refresh on short timers (measurements when scrolling pauses, details when edits pause):
+    # let them run so the picture shows what a user sees a moment later.
+    end = time.monotonic() + 0.4
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.01)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not window.grab().save(str(path)):
         raise OSError(f"{path}: could not write the PNG")
