@@ -130,8 +130,10 @@ class SegmentWorker(QObject):
             slices = req.volume.array[req.start:req.stop]
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
+                # At most 4 slices per batch: progress and Cancel answer within one batch in the window.
+                batch = req.batch_size or min(segmenter.default_batch_size(), 4)
                 prediction = segmenter.predict(
-                    slices, req.expression, batch_size=req.batch_size, threshold=self.host.threshold,
+                    slices, req.expression, batch_size=batch, threshold=self.host.threshold,
                     progress=lambda done, total: self.progress.emit(done, total),
                     cancel=self._cancel.is_set,
                 )
