@@ -7,25 +7,14 @@ import pytest
 from helpers_editing import drag
 from PySide6.QtCore import Qt
 
-main_window = pytest.importorskip("lsms_viewer.main_window")
-
-from lsms_viewer.editing.brush import footprint  # noqa: E402
-from lsms_viewer.editing_ui import attach_editing  # noqa: E402
+from lsms_viewer.editing.brush import footprint
 
 pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def window(qtbot, volume, tmp_path, monkeypatch):
-    monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
-    win = main_window.MainWindow()
-    qtbot.addWidget(win)
-    win.resize(900, 700)
-    win.show()
-    qtbot.waitExposed(win)
-    win.set_volume(volume)
-    attach_editing(win)
-    return win
+def window(make_window):
+    return make_window(900, 700)
 
 
 def test_brush_stroke_paints_a_label_and_one_ctrl_z_undoes_it(qtbot, window):

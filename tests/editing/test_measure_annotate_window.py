@@ -8,23 +8,12 @@ import pytest
 from lsms_core.data.format import read_dataset
 from lsms_core.measure import measure_2d
 
-main_window = pytest.importorskip("lsms_viewer.main_window")
-
-from lsms_viewer.editing_ui import attach_editing  # noqa: E402
-
 pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def window(qtbot, volume, tmp_path, monkeypatch):
-    monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
-    win = main_window.MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 900)
-    win.show()
-    win.set_volume(volume)
-    attach_editing(win)
-    return win
+def window(make_window):
+    return make_window(1200, 900)
 
 
 def _dark(volume):
