@@ -31,7 +31,7 @@ class EngineHost:
         self.threshold = threshold
         self.threads = threads
         # The words name one lesion: keep the connected region with the most probability (as
-        # `lsms segment` does) unless the user asks for every region above the threshold.
+        # `lsms segment` does). False keeps every region above the threshold; no menu sets it yet.
         self.one_region = True
         self._segmenter = None
         self._lock = threading.Lock()
@@ -164,15 +164,14 @@ class SegmentWorker(QObject):
                              f"{detail}\n\nExisting labels are unchanged. Details:\n{traceback.format_exc(limit=4)}")
 
 
-class SegmentationRun(QObject):
-    """Owns a worker and its thread for one request; emits the worker's signals and cleans up after itself."""
+class _WorkerThread(QObject):
+    """A worker object and the QThread it runs in; the worker's ``done`` signal ends the thread."""
 
-    def __init__(self, host: EngineHost, request: SegmentRequest, parent: QObject | None = None):
+    def __init__(self, worker: QObject, name: str, parent: QObject | None = None):
         super().__init__(parent)
-        self.request = request
         self.thread = QThread()
-        self.thread.setObjectName("lsms-segmentation")
-        self.worker = SegmentWorker(host, request)
+        self.thread.setObjectName(name)
+        self.worker = worker
         self.worker.moveToThread(self.thread)
         self.thread.started.connect(self.worker.run)
         # Direct: QThread.quit is thread-safe, and a queued call would wait for the GUI thread, which may
@@ -190,6 +189,14 @@ class SegmentationRun(QObject):
 
     def wait(self, ms: int = 30000) -> bool:
         return self.thread.wait(ms)
+
+
+class SegmentationRun(_WorkerThread):
+    """Owns a worker and its thread for one request; emits the worker's signals and cleans up after itself."""
+
+    def __init__(self, host: EngineHost, request: SegmentRequest, parent: QObject | None = None):
+        super().__init__(SegmentWorker(host, request), "lsms-segmentation", parent)
+        self.request = request
 
 
 class TaskWorker(QObject):
@@ -225,26 +232,9 @@ class TaskWorker(QObject):
             self.done.emit()
 
 
-class TaskRun(QObject):
+class TaskRun(_WorkerThread):
     """A TaskWorker and its thread."""
 
     def __init__(self, fn, title: str, parent: QObject | None = None):
-        super().__init__(parent)
-        self.thread = QThread()
-        self.thread.setObjectName("lsms-task")
+        super().__init__(TaskWorker(fn, title), "lsms-task", parent)
         self.context = None  # what the caller needs back with the result (e.g. the path being read)
-        self.worker = TaskWorker(fn, title)
-        self.worker.moveToThread(self.thread)
-        self.thread.started.connect(self.worker.run)
-        # Direct: QThread.quit is thread-safe, and a queued call would wait for the GUI thread, which may
-        # itself be waiting for this thread (closing the window during a run).
-        self.worker.done.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def cancel(self) -> None:
-        self.worker.cancel()
-
-    def wait(self, ms: int = 30000) -> bool:
-        return self.thread.wait(ms)
