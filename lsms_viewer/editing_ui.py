@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from lsms_viewer import session as sessions
+from lsms_viewer.actions import make_action
 from lsms_viewer.editing import EditError, clear_slice, fill_holes, interpolate_between
 from lsms_viewer.editing.slice_tools import (
     MAX_RADIUS_MM,
@@ -241,16 +242,7 @@ class EditingController(QObject):
 
     # -- actions ------------------------------------------------------------------------------------
     def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:
-        action = QAction(text, self.window)
-        if isinstance(shortcut, (list, tuple)):
-            action.setShortcuts([QKeySequence(s) for s in shortcut])
-        elif shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setToolTip(tip)
-            action.setStatusTip(tip)
-        action.setCheckable(checkable)
-        action.triggered.connect(slot)
+        action = make_action(self.window, text, slot, shortcut, tip, checkable)
         self.window.addAction(action)  # shortcuts work wherever the focus is in the window
         self._actions.append(action)
         return action

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from lsms_core.errors import LSMSError
 from lsms_viewer import settings as user_settings
+from lsms_viewer.actions import make_action
 from lsms_viewer.document import Document, RunInfo
 from lsms_viewer.views.expression_bar import ExpressionBar
 from lsms_viewer.views.label_panel import LabelPanel
@@ -169,15 +170,7 @@ class MainWindow(QMainWindow):
 
     # -- actions and menus -------------------------------------------------------------------------
     def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(tip)
-        action.setCheckable(checkable)
-        action.triggered.connect(slot)
-        return action
+        return make_action(self, text, slot, shortcut, tip, checkable)
 
     def _build_actions(self) -> None:
         bar = self.menuBar()
