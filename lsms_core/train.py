@@ -37,8 +37,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
-
+from lsms_core.data.torch_dataset import RefSegDataset
 from lsms_core.errors import ConfigError, DatasetError, LSMSError
 
 STATE_DIR = "state"
@@ -204,50 +203,25 @@ def _mix(*values: int) -> int:
     return zlib.crc32(",".join(str(v) for v in values).encode())
 
 
-class TrainSet:
-    """Manifest lines of one split as network-ready tensors; one expression drawn per line per epoch."""
+class TrainSet(RefSegDataset):
+    """A split's lines as network-ready tensors, one expression drawn per line per epoch; images cached."""
 
     def __init__(self, dataset, samples, input_size: int, window, mean, std, seed: int, cache: bool = True):
-        self.dataset = dataset
-        self.samples = samples
-        self.size = input_size
-        self.window = tuple(float(v) for v in window)
+        super().__init__(dataset, mode="train", size=input_size, window=tuple(float(v) for v in window),
+                         seed=seed, samples=samples)
         self.mean = mean
         self.std = std
-        self.seed = seed
-        self.epoch = 0
         self.cache = cache
         self._unit: dict[int, tuple] = {}
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def expression_index(self, i: int) -> int:
-        n = len(self.samples[i].expressions)
-        return _mix(self.seed, self.epoch, i) % n
-
     def _load(self, i: int):
-        """(unit-window image (1, S, S) float16, target (S, S) uint8) at the model's input size."""
+        """(unit-window image (1, S, S) float16, target (S, S) uint8); float16 halves the cache."""
         import torch
-        import torch.nn.functional as F
-
-        from lsms_core.evaluate import target_at
-        from lsms_core.preprocess import window_to_unit
 
         if i in self._unit:
             return self._unit[i]
-        sample = self.samples[i]
-        image, mask, windowed = self.dataset.load_pair(sample)
-        unit = image.astype(np.float32) / 255.0 if windowed else window_to_unit(image, self.window)
-        x = torch.from_numpy(np.ascontiguousarray(unit))[None, None]
-        if x.shape[-2:] != (self.size, self.size):
-            shrinking = x.shape[-2] > self.size or x.shape[-1] > self.size
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                              antialias=shrinking)
-        item = (x[0].to(torch.float16), torch.from_numpy(target_at(mask, self.size).astype(np.uint8)))
+        x, target = self.load_unit(i)
+        item = (x.to(torch.float16), target)
         if self.cache:
             self._unit[i] = item
         return item
