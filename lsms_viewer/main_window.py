@@ -64,9 +64,12 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
         self.document = Document()
+        self._one_region = user_settings.keep_one_region()
         self.engine: EngineHost | None = engine
         if self.engine is None and checkpoint is not None:
-            self.engine = EngineHost(checkpoint, device=device, threshold=threshold)
+            self.engine = EngineHost(checkpoint, device=device, threshold=threshold, one_region=self._one_region)
+        elif self.engine is not None:
+            self.engine.one_region = self._one_region
         self._device_choice = device
         self._threshold = threshold
         self._run: SegmentationRun | None = None
@@ -256,6 +259,12 @@ class MainWindow(QMainWindow):
         self.threshold_action = self._action("Detection &threshold…", self.threshold_dialog,
                                              tip="Probability above which a voxel belongs to the lesion")
         tools_menu.addAction(self.threshold_action)
+        self.one_region_action = self._action(
+            "Keep only the &referred region", self.set_one_region,
+            tip="The words name one lesion: keep the connected region the model is surest of. "
+                "Off: keep every region above the threshold", checkable=True)
+        self.one_region_action.setChecked(self._one_region)
+        tools_menu.addAction(self.one_region_action)
         self.device_menu = tools_menu.addMenu("&Device")
         self.device_actions: dict[str, QAction] = {}
         device_group = QActionGroup(self)
@@ -715,7 +724,8 @@ class MainWindow(QMainWindow):
         except LSMSError as exc:
             self.show_error("Cannot use this checkpoint", f"{exc.what}\n\n{exc.why}")
             return
-        self.engine = EngineHost(resolved, device=self._device_choice, threshold=self._threshold)
+        self.engine = EngineHost(resolved, device=self._device_choice, threshold=self._threshold,
+                                 one_region=self._one_region)
         self.clear_notice("model")
         self._update_device_label()
         self._update_actions()
@@ -728,6 +738,17 @@ class MainWindow(QMainWindow):
             self.engine.threshold = value
         shown = "the checkpoint's default" if value is None else f"{value:.2f}"
         self.statusBar().showMessage(f"Detection threshold: {shown} (applies to the next run).", 8000)
+
+    def set_one_region(self, on: bool) -> None:
+        """Keep only the most probable connected region (the referred lesion) from the next run on."""
+        self._one_region = bool(on)
+        user_settings.set_keep_one_region(self._one_region)
+        if self.engine is not None:
+            self.engine.one_region = self._one_region
+        if hasattr(self, "one_region_action") and self.one_region_action.isChecked() != self._one_region:
+            self.one_region_action.setChecked(self._one_region)
+        what = "only the referred region" if self._one_region else "every region above the threshold"
+        self.statusBar().showMessage(f"Segmentation keeps {what} (applies to the next run).", 8000)
 
     def threshold_dialog(self) -> None:
         from PySide6.QtWidgets import QInputDialog
@@ -750,7 +771,8 @@ class MainWindow(QMainWindow):
         if device in getattr(self, "device_actions", {}):
             self.device_actions[device].setChecked(True)
         if self.engine is not None and self.engine.device_choice != device:
-            self.engine = EngineHost(self.engine.checkpoint, device=device, threshold=self._threshold)
+            self.engine = EngineHost(self.engine.checkpoint, device=device, threshold=self._threshold,
+                                     one_region=self._one_region)
         self._update_device_label()
         self.statusBar().showMessage(f"The model will run on {device} from the next run.", 8000)
 

@@ -38,6 +38,17 @@ def set_overlay_mode(mode: str) -> None:
     settings().setValue("display/overlay_mode", mode)
 
 
+def keep_one_region() -> bool:
+    value = settings().value("model/one_region", True)
+    return value if isinstance(value, bool) else str(value).lower() != "false"
+
+
+def set_keep_one_region(on: bool) -> None:
+    s = settings()
+    s.setValue("model/one_region", bool(on))
+    s.sync()
+
+
 def recent_files() -> list[str]:
     value = settings().value("recent/files", [])
     if isinstance(value, str):  # QSettings returns a bare string for a one-element list in INI files

@@ -25,14 +25,14 @@ class EngineHost:
     """A lazily loaded Segmenter for one checkpoint and device (thread-safe, Qt-free)."""
 
     def __init__(self, checkpoint: str | Path, device: str = "auto", threshold: float | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, one_region: bool = True):
         self.checkpoint = checkpoint
         self.device_choice = device
         self.threshold = threshold
         self.threads = threads
         # The words name one lesion: keep the connected region with the most probability (as
-        # `lsms segment` does). False keeps every region above the threshold; no menu sets it yet.
-        self.one_region = True
+        # `lsms segment` does). False keeps every region above the threshold (Tools menu).
+        self.one_region = one_region
         self._segmenter = None
         self._lock = threading.Lock()
 

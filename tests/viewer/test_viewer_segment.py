@@ -216,3 +216,24 @@ def test_choosing_a_device_reloads_the_model_there(window, tmp_path):
     assert window.engine is not first and window.engine.device_choice == "cpu"
     assert window.device_actions["cpu"].isChecked()
     assert "device cpu" in window.device_label.text()
+
+
+def test_keep_only_the_referred_region_can_be_switched_off_and_is_remembered(seg_window, qtbot, engine):
+    from lsms_core.postprocess import keep_referred_lesion
+
+    win = seg_window
+    k = win.current_slice()
+    prediction = engine.segmenter.predict(win.document.volume.array[k], WORDS, threshold=engine.threshold)
+    assert keep_referred_lesion(prediction.probs, prediction.masks).candidates > 1  # the switch matters here
+    assert win.one_region_action.isChecked() and engine.one_region
+
+    win.one_region_action.trigger()
+    assert not engine.one_region
+    assert _run(win, qtbot, WORDS, "slice") == "finished"
+    assert np.array_equal(win.document.labels[0].mask[k], prediction.masks)  # every region kept
+
+    again = MainWindow(engine=engine)  # a new window (next start) reads the choice back
+    qtbot.addWidget(again)
+    assert not again.one_region_action.isChecked() and not engine.one_region
+    again.one_region_action.trigger()
+    assert engine.one_region and win.engine.one_region
