@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+
+INSTALLED = Path("share") / "lsms-viewer" / "resources"
 
 
 def resources_dir() -> Path:
-    """The ``resources/`` folder of the project (``LSMS_RESOURCES`` overrides it)."""
+    """The project's ``resources/`` folder.
+
+    ``LSMS_RESOURCES`` overrides it; else the source tree's (editable installs, a checkout); else the copy a
+    wheel installs under ``<prefix>/share/lsms-viewer``.
+    """
     override = os.environ.get("LSMS_RESOURCES")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "resources"
+    source = Path(__file__).resolve().parent.parent / "resources"
+    if source.is_dir():
+        return source
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        installed = Path(prefix) / INSTALLED
+        if installed.is_dir():
+            return installed
+    return source  # missing everywhere: errors then name the place a checkout would have
 
 
 def models_dir() -> Path:
