@@ -48,7 +48,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
         # oneDNN reports a failed scratchpad allocation as "could not create a primitive" (without
         # "descriptor", which would mean an unsupported layout instead).
         onednn = "could not create a primitive" in text and "descriptor" not in text
-        return ("out of memory" in text or "can't allocate memory" in text or onednn
+        # A C++ operator new failing inside an ATen kernel surfaces as RuntimeError("std::bad_alloc").
+        return ("out of memory" in text or "can't allocate memory" in text or "bad_alloc" in text or onednn
                 or isinstance(exc, MemoryError))
     return False
 
@@ -176,6 +177,13 @@ class Segmenter:
 
     def _recover_from_oom(self, batch: int, text, notes: list[str], exc: BaseException):
         import torch
+
+        if self.device == "cpu" and "bad_alloc" in str(exc):
+            # operator new failed inside a CPU kernel (oneDNN). oneDNN does not recover reliably from
+            # failed allocations (segfaults were seen in convolutions under tight memory caps), so stop
+            # cleanly rather than run more kernels on the edge.
+            raise OutOfMemory("segmentation", f"not enough memory on the CPU for batches of {batch} (a CPU "
+                                              "kernel could not allocate; not retried)") from exc
 
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()

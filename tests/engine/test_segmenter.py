@@ -168,3 +168,18 @@ def test_precision_is_float32_on_cpu_unless_asked(segmenter):
     with pytest.raises(LSMSError, match="precision"):
         Segmenter(segmenter.model, segmenter.config, segmenter.folder, segmenter.text_encoder, "cpu",
                   precision="int8")
+
+
+def test_allocation_failures_are_recognised_as_out_of_memory():
+    import torch
+
+    from lsms_core.engine import is_out_of_memory
+
+    assert is_out_of_memory(RuntimeError("std::bad_alloc"))  # operator new inside an ATen/oneDNN kernel
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8"))
+    assert is_out_of_memory(RuntimeError("could not create a primitive"))
+    assert is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(MemoryError())
+    assert not is_out_of_memory(RuntimeError("could not create a primitive descriptor for a convolution"))
+    assert not is_out_of_memory(RuntimeError("shape '[2, 3]' is invalid for input of size 7"))
+    assert not is_out_of_memory(ValueError("out of memory"))

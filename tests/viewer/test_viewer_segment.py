@@ -237,3 +237,30 @@ def test_keep_only_the_referred_region_can_be_switched_off_and_is_remembered(seg
     assert not again.one_region_action.isChecked() and not engine.one_region
     again.one_region_action.trigger()
     assert engine.one_region and win.engine.one_region
+
+
+@pytest.mark.slow
+def test_out_of_memory_in_a_run_is_a_message_and_keeps_the_labels(tmp_path):
+    """A real allocation failure (address-space cap in a child process) during a whole-volume run."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lsms_core.checkpoint import create_random_checkpoint
+
+    # 256 px input: one slice needs far more than the 56 MB left, so even one slice at a time fails;
+    # much tighter caps make oneDNN itself crash inside a convolution, which no caller can catch.
+    folder = create_random_checkpoint(tmp_path / "c256", input_size=256)
+    child = Path(__file__).with_name("oom_child.py")
+    env = dict(os.environ, OMP_NUM_THREADS="1", QT_QPA_PLATFORM="offscreen")
+    result = subprocess.run([sys.executable, str(child), str(folder), "56", str(tmp_path / "settings")],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
+    assert lines["OUTCOME"] == "['failed']"
+    assert lines["ERROR"].startswith("('Not enough memory', ")
+    assert "not enough memory for one slice on the CPU" in lines["ERROR"]
+    assert "Try a smaller slice range" in lines["ERROR"]
+    assert lines["LABELS"] == "['drawn by hand']"  # the existing label survived, no half result was added
+    assert lines["MESSAGE"] == "Not enough memory." and lines["RUN_ENABLED"] == "True"
