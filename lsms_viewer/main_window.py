@@ -388,7 +388,8 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, lambda: self._choose_series_then_open(result, self.series_chooser or ask_series))
             return
         self.statusBar().clearMessage()
-        self.set_volume(result)
+        if not self.set_volume(result):
+            return
         user_settings.add_recent_file(path)
         self._rebuild_recent_menu()
         if result.warnings:
@@ -442,13 +443,30 @@ class MainWindow(QMainWindow):
         if path:
             self.import_labels(path)
 
-    def set_volume(self, volume) -> None:
-        """Show ``volume`` (an lsms_core Volume); drops the labels of the previous study."""
+    def set_volume(self, volume) -> bool:
+        """Show ``volume`` (an lsms_core Volume) in place of the open study.
+
+        The previous study's labels are saved in its session first (reopening it offers them back); if
+        that save fails the switch is refused, so no labels are ever dropped unsaved. Returns whether the
+        volume is now shown.
+        """
+        previous, count = self.document.volume, len(self.document.labels)
+        editing = getattr(self, "editing", None)
+        if previous is not None and previous is not volume and count and editing is not None:
+            if editing.autosaver.save() is None:
+                self.show_error("The open study's labels are not saved",
+                                f"{editing.autosaver.last_error or 'autosave is off'}\n\nExport the labels "
+                                "(File ▸ Export labels) or delete them, then open the other study again.")
+                return False
+            old = previous.source.name if getattr(previous, "source", None) else "the previous study"
+            self.statusBar().showMessage(f"{count} label(s) of {old} saved in its session: reopening it "
+                                         "offers them back.", 15000)
         if self._run is not None:
             self.cancel_segmentation()
         self.expression_bar.clear_rerun()
         self.clear_notice("study")
         self.document.set_volume(volume)
+        return True
 
     def _on_volume_changed(self) -> None:
         volume = self.document.volume

@@ -148,3 +148,36 @@ def test_reopening_a_study_offers_its_saved_labels_and_declining_keeps_the_file(
     editing2.pending_question.no_button.click()
     assert win2.document.labels == [] and not saved.exists()
     assert len(list((tmp_path / "sessions").glob("*.declined-*"))) == 1
+
+
+def test_opening_another_study_saves_the_labels_first_and_refuses_when_it_cannot(qtbot, tmp_path, volume,
+                                                                                  monkeypatch):
+    from lsms_viewer.demo import synthetic_abdomen
+    from lsms_viewer.main_window import MainWindow
+
+    monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.set_volume(volume)
+    mask = np.zeros(volume.shape, bool)
+    mask[4, 10:20, 10:20] = True
+    win.document.add_label(mask, name="kept")
+    other, _ = synthetic_abdomen(shape=(6, 40, 48), spacing=(3.0, 2.5, 5.0), seed=7)
+
+    # The session folder cannot be written: the switch is refused and the labels stay on screen.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("LSMS_SESSION_DIR", str(blocker / "sessions"))
+    errors = []
+    win.show_error = lambda title, message: errors.append((title, message))
+    assert win.set_volume(other) is False
+    assert win.document.volume is volume and [label.name for label in win.document.labels] == ["kept"]
+    assert errors and errors[0][0] == "The open study's labels are not saved" and "Export" in errors[0][1]
+
+    # Writable again: the labels are saved with their study, then the other study opens.
+    monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
+    assert win.set_volume(other) is True
+    assert win.document.volume is other and win.document.labels == []
+    assert "1 label(s)" in win.statusBar().currentMessage()
+    saved = read_session(session_path(volume, tmp_path / "sessions"))
+    assert [label.name for label in saved.labels] == ["kept"] and np.array_equal(saved.labels[0].mask, mask)
