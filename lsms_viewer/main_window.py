@@ -77,6 +77,8 @@ class MainWindow(QMainWindow):
         # (SeriesChoice, parent) -> UID or None; None = the standard dialog. Scripts and tests set it.
         self.series_chooser = None
         self._pending_outcome = "finished"
+        self._deferred_result: SegmentResult | None = None  # a result waiting for a brush stroke to end
+        self._thread_done_waiting = False
         self._closing_by_user = False
         self._running_text = ""
         self.last_error: tuple[str, str] | None = None  # (title, message) of the last error shown
@@ -652,7 +654,31 @@ class MainWindow(QMainWindow):
             self.expression_bar.cancel_button.setEnabled(False)
             self.expression_bar.show_message("Cancelling after the current batch…")
 
+    def _stroke_in_progress(self) -> bool:
+        editing = getattr(self, "editing", None)
+        return editing is not None and editing.history.in_batch
+
     def _on_finished(self, result: SegmentResult) -> None:
+        if self._stroke_in_progress():
+            # Applied when the stroke ends: the run stays its own undo step instead of joining the stroke's.
+            self._deferred_result = result
+            QTimer.singleShot(20, self, self._apply_deferred_result)
+            return
+        self._apply_result(result)
+
+    def _apply_deferred_result(self) -> None:
+        if self._deferred_result is None:
+            return
+        if self._stroke_in_progress():
+            QTimer.singleShot(20, self, self._apply_deferred_result)
+            return
+        result, self._deferred_result = self._deferred_result, None
+        self._apply_result(result)
+        if self._thread_done_waiting:
+            self._thread_done_waiting = False
+            self._on_thread_finished()
+
+    def _apply_result(self, result: SegmentResult) -> None:
         req = result.request
         volume = self.document.volume
         if volume is not req.volume:
@@ -707,6 +733,9 @@ class MainWindow(QMainWindow):
         self._pending_outcome = outcome
 
     def _on_thread_finished(self) -> None:
+        if self._deferred_result is not None:  # the run is over once its result is applied
+            self._thread_done_waiting = True
+            return
         self._run = None
         self._update_actions()
         self.segmentation_done.emit(self._pending_outcome)

@@ -344,6 +344,11 @@ class UndoHistory:
                 return entry
         return None
 
+    @property
+    def in_batch(self) -> bool:
+        """True while a batch (e.g. a brush stroke) is open."""
+        return self._batch_depth > 0
+
     @contextlib.contextmanager
     def batch(self, description: str) -> Iterator[None]:
         self.begin_batch(description)

@@ -64,3 +64,48 @@ def test_model_run_and_rerun_are_single_undo_steps(qtbot, engine, tmp_path, monk
     editing.redo()
     restored = win.document.labels[0]
     assert np.array_equal(restored.mask, second) and restored.expression == "the larger hypodense lesion"
+
+
+def test_a_run_ending_during_a_brush_stroke_waits_for_the_stroke_and_stays_its_own_undo_step(
+        qtbot, engine, tmp_path, monkeypatch):
+    from helpers_editing import widget_point
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from lsms_viewer.demo import synthetic_abdomen
+    from lsms_viewer.main_window import MainWindow
+
+    monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
+    win = MainWindow(engine=engine)
+    qtbot.addWidget(win)
+    win.resize(900, 700)
+    win.show()
+    editing = attach_editing(win)
+    volume, _ = synthetic_abdomen(shape=(6, 96, 112), spacing=(3.0, 2.5, 5.0), seed=1)
+    win.set_volume(volume)
+    editing.set_tool("brush")
+    canvas = win.slice_view.canvas.viewport()
+    none = Qt.KeyboardModifier.NoModifier
+    QTest.mousePress(canvas, Qt.MouseButton.LeftButton, none, widget_point(win, 40, 40))
+    QTest.mouseMove(canvas, widget_point(win, 44, 46))
+    assert editing.history.in_batch
+    stroke_label = win.document.active_label
+    assert stroke_label is not None and stroke_label.mask.any()
+
+    assert win.segment(WORDS, "slice")
+    run = win.current_run
+    qtbot.waitUntil(lambda: not run.thread.isRunning(), timeout=60000)
+    qtbot.wait(100)  # the result and the thread's end reached the window while the button is still down
+    assert [label.id for label in win.document.labels] == [stroke_label.id] and win.is_segmenting()
+
+    with qtbot.waitSignal(win.segmentation_done, timeout=10000) as done:
+        QTest.mouseMove(canvas, widget_point(win, 48, 50))
+        QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, none, widget_point(win, 48, 50))
+    assert done.args[0] == "finished" and len(win.document.labels) == 2 and not win.is_segmenting()
+    stroke_mask = stroke_label.mask.copy()
+    assert editing.history.undo_text == f"model run “{WORDS}”"
+    editing.undo()  # the run alone
+    assert [label.id for label in win.document.labels] == [stroke_label.id]
+    assert np.array_equal(win.document.label(stroke_label.id).mask, stroke_mask)
+    editing.undo()  # then the whole stroke
+    assert win.document.labels == []
