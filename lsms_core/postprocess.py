@@ -21,6 +21,13 @@ class Referred:
     kept_mass: float  # summed probability of the kept region
     dropped_voxels: int
 
+    def note(self) -> str | None:
+        """What the caller should tell the user when other candidates were dropped (None if none were)."""
+        if self.candidates <= 1:
+            return None
+        return (f"kept the most probable of {self.candidates} candidate regions "
+                f"({self.dropped_voxels} voxels elsewhere dropped)")
+
 
 def keep_referred_lesion(probs: np.ndarray, masks: np.ndarray) -> Referred:
     """Keep the connected region of ``masks`` (2-D or 3-D, face connectivity) with the largest summed

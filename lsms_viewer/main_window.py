@@ -792,8 +792,7 @@ class MainWindow(QMainWindow):
         user_settings.set_keep_one_region(self._one_region)
         if self.engine is not None:
             self.engine.one_region = self._one_region
-        if hasattr(self, "one_region_action") and self.one_region_action.isChecked() != self._one_region:
-            self.one_region_action.setChecked(self._one_region)
+        self.one_region_action.setChecked(self._one_region)  # no signal loop: triggered, not toggled
         what = "only the referred region" if self._one_region else "every region above the threshold"
         self.statusBar().showMessage(f"Segmentation keeps {what} (applies to the next run).", 8000)
 

@@ -144,9 +144,8 @@ class SegmentWorker(QObject):
 
                 referred = keep_referred_lesion(prediction.probs, masks)
                 masks = referred.mask
-                if referred.candidates > 1:
-                    notes.append(f"kept the most probable of {referred.candidates} regions "
-                                 f"({referred.dropped_voxels} voxels elsewhere dropped)")
+                if referred.note():
+                    notes.append(referred.note())
             self.finished.emit(SegmentResult(
                 request=req, masks=masks, seconds=float(prediction.seconds),
                 device=prediction.device, checkpoint=segmenter.name, trained=segmenter.trained, notes=notes,

@@ -205,9 +205,8 @@ def run(args) -> int:
 
         referred = keep_referred_lesion(pred.probs, pred.masks)
         kept = referred.mask
-        if referred.candidates > 1:
-            print(f"note: kept the most probable of {referred.candidates} candidate regions "
-                  f"({referred.dropped_voxels} voxels dropped; --all-regions keeps them)", file=sys.stderr)
+        if referred.note():
+            print(f"note: {referred.note()}; --all-regions keeps them", file=sys.stderr)
     mask = np.zeros(vol.shape, dtype=np.uint8)
     mask[start:stop] = kept
     label = LabelInfo(1, "lesion", LESION_COLOR, expression,

@@ -16,6 +16,7 @@ def test_the_region_with_most_probability_mass_is_kept():
     assert result.mask.sum() == 108 and result.mask[4, 12, 12] and not result.mask[1, 3, 3]
     assert result.dropped_voxels == 19
     assert result.kept_mass == pytest.approx(108 * 0.6, rel=1e-5)
+    assert result.note() == "kept the most probable of 3 candidate regions (19 voxels elsewhere dropped)"
 
 
 def test_regions_touching_across_slices_are_one_lesion():
@@ -34,5 +35,6 @@ def test_empty_and_single_regions_pass_through_and_2d_works():
     one[2:4, 2:4] = 0.8
     result = keep_referred_lesion(one, one > 0.5)
     assert result.candidates == 1 and result.mask.sum() == 4 and result.dropped_voxels == 0
+    assert result.note() is None and empty.note() is None
     with pytest.raises(ValueError, match="shape"):
         keep_referred_lesion(one, np.zeros((4, 4), bool))
