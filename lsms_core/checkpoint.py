@@ -46,6 +46,8 @@ class CheckpointConfig:
         default_factory=lambda: {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
     )
     threshold: float = 0.5
+    # what the network sees of a slice (lsms_core.preprocess.CROPS); "none" for checkpoints before crops
+    crop: str = "none"
     trained: bool = False
     training_data: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)

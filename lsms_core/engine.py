@@ -35,6 +35,10 @@ class Prediction:
     device: str
     batch_size: int
     notes: list[str] = field(default_factory=list)
+    # Text-free maps of networks with aux heads (None otherwise), the input's shape: the liver, and every
+    # lesion on the slice whatever the words say (the candidates' source).
+    liver_probs: np.ndarray | None = None
+    lesion_probs: np.ndarray | None = None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -155,6 +159,7 @@ class Segmenter:
         total = slices.shape[0]
         batch = max(1, int(batch_size or self.default_batch_size()))
         probs = np.empty(slices.shape, dtype=np.float32)
+        aux = np.empty((2, *slices.shape), dtype=np.float32) if self.has_aux else None
         notes: list[str] = []
         done = 0
         while done < total:
@@ -162,7 +167,10 @@ class Segmenter:
                 raise Cancelled("segmentation", f"cancelled after {done} of {total} slice(s)")
             chunk = slices[done: done + batch]
             try:
-                probs[done: done + len(chunk)] = self._forward(chunk, text)
+                fg, aux_chunk = self._forward(chunk, text)
+                probs[done: done + len(chunk)] = fg
+                if aux is not None:
+                    aux[:, done: done + len(chunk)] = aux_chunk
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
@@ -172,8 +180,14 @@ class Segmenter:
             yield done, total
         if single:
             probs = probs[0]
+            aux = aux[:, 0] if aux is not None else None
         return Prediction(probs=probs, masks=probs > threshold, seconds=time.perf_counter() - start,
-                          device=self.device, batch_size=batch, notes=notes)
+                          device=self.device, batch_size=batch, notes=notes,
+                          liver_probs=None if aux is None else aux[0], lesion_probs=None if aux is None else aux[1])
+
+    @property
+    def has_aux(self) -> bool:
+        return bool(getattr(self.model.cfg, "aux_heads", 0))
 
     def _recover_from_oom(self, batch: int, text, notes: list[str], exc: BaseException):
         import torch
@@ -198,15 +212,16 @@ class Segmenter:
             return 1, (text[0].cpu(), text[1].cpu())
         raise OutOfMemory("segmentation", f"not enough memory for one slice on the CPU ({exc})") from exc
 
-    def _forward(self, chunk: np.ndarray, text) -> np.ndarray:
+    def _forward(self, chunk: np.ndarray, text):
+        """(foreground probabilities (n, H, W), aux probabilities (2, n, H, W) or None) for one batch."""
         import torch
-        import torch.nn.functional as F
 
-        from lsms_core.preprocess import preprocess_slices
+        from lsms_core.preprocess import paste_logits, prepare_slices
 
         cfg = self.config
-        x = preprocess_slices(chunk, window=tuple(cfg.window), size=cfg.input_size,
-                              mean=cfg.normalization["mean"], std=cfg.normalization["std"], device=self.device)
+        x, boxes = prepare_slices(chunk, window=tuple(cfg.window), size=cfg.input_size,
+                                  mean=cfg.normalization["mean"], std=cfg.normalization["std"],
+                                  crop=cfg.crop, device=self.device)
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         feats, mask = text
@@ -217,8 +232,13 @@ class Segmenter:
         amp_dtype = torch.bfloat16 if precision == "bfloat16" else torch.float16
         device_type = self.device.split(":")[0]
         with torch.inference_mode(), torch.autocast(device_type=device_type, dtype=amp_dtype, enabled=use_amp):
-            logits = self.model(x, feats, mask)
-        fg = self.model.foreground_logit(logits.float())[:, None]
-        # Logits, not thresholded masks, are resized to the native grid, so edges stay smooth.
-        fg = F.interpolate(fg, size=chunk.shape[1:], mode="bilinear", align_corners=False)
-        return torch.sigmoid(fg[:, 0]).cpu().numpy()
+            out = self.model(x, feats, mask, return_aux=self.has_aux)
+        logits = out["logits"] if self.has_aux else out
+        maps = [self.model.foreground_logit(logits.float())[:, None]]
+        if self.has_aux:
+            maps.append(out["aux_logits"].float())
+        # Logits, not thresholded masks, are resized to the native grid (and pasted back from the crop),
+        # so edges stay smooth.
+        native = torch.sigmoid(paste_logits(torch.cat(maps, dim=1), boxes, chunk.shape[1:])).cpu().numpy()
+        aux = native[:, 1:].transpose(1, 0, 2, 3) if self.has_aux else None
+        return native[:, 0], aux

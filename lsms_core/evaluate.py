@@ -166,12 +166,43 @@ def target_at(mask: np.ndarray, size: int):
 
 
 def prepare_image(image: np.ndarray, windowed: bool, config):
-    """One dataset image -> (1, 3, size, size) network input, per the checkpoint's pre-processing."""
-    from lsms_core.preprocess import preprocess_slices
+    """One dataset image -> ((1, 3, size, size) network input, its crop box), per the checkpoint."""
+    from lsms_core.preprocess import prepare_slices
 
-    return preprocess_slices(image, window=tuple(config.window), size=config.input_size,
-                             mean=config.normalization["mean"], std=config.normalization["std"],
-                             windowed_uint8=windowed)
+    x, boxes = prepare_slices(image, window=tuple(config.window), size=config.input_size,
+                              mean=config.normalization["mean"], std=config.normalization["std"],
+                              crop=getattr(config, "crop", "none"), windowed_uint8=windowed)
+    return x, boxes[0]
+
+
+class SliceLesions:
+    """The lesion masks of each image of a dataset (every line sharing the image), loaded once, for ``hit``."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.by_image: dict[str, list] = {}
+        for s in dataset.samples:
+            self.by_image.setdefault(s.image, []).append(s)
+        self._cache: dict[str, list] = {}
+
+    def others(self, sample) -> list[np.ndarray]:
+        if sample.image not in self._cache:
+            masks = []
+            for o in self.by_image.get(sample.image, []):
+                try:
+                    masks.append((o.id, self.dataset.load_pair(o)[1] != 0))
+                except Exception:  # an unreadable sibling costs its comparison, not the sample
+                    continue
+            self._cache = {sample.image: masks}  # lines of one image are adjacent: keep one image
+        return [m for oid, m in self._cache[sample.image] if oid != sample.id]
+
+
+def is_hit(pred: np.ndarray, target: np.ndarray, others: list[np.ndarray]) -> bool:
+    """The prediction overlaps the referred lesion, and more than it overlaps any other lesion of the slice."""
+    overlap = int(np.count_nonzero(pred & target))
+    if overlap == 0:
+        return False
+    return all(int(np.count_nonzero(pred & (o & ~target))) < overlap for o in others)
 
 
 def evaluate(model, config, dataset, text_encoder, *, split: str = "test", text_fraction: float | None = None,
@@ -180,7 +211,8 @@ def evaluate(model, config, dataset, text_encoder, *, split: str = "test", text_
              progress: Callable[[int, int], None] | None = None) -> dict:
     """Score ``model`` on every (line, expression) of ``split``; see the module's docstring."""
     import torch
-    import torch.nn.functional as F
+
+    from lsms_core.preprocess import crop_target, paste_logits
 
     # "all": every line, for a freshly generated held-out dataset whose every case is unseen.
     samples = list(dataset.samples) if split == "all" else dataset.split(split)
@@ -194,13 +226,16 @@ def evaluate(model, config, dataset, text_encoder, *, split: str = "test", text_
     counts = slice_lesion_counts(dataset.samples)
     pairs = [(s, i, text, tag) for s in samples for i, text, tag in select_expressions(s, text_fraction)]
     native_acc, model_acc = MetricAccumulator(), MetricAccumulator()
+    lesions = SliceLesions(dataset)
+    hits: dict[str, list[bool]] = {}
     worst_heap: list = []
     model.eval()
     use_amp = str(device).startswith("cuda")
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start: start + batch_size]
         loaded = [dataset.load_pair(s) for s, _, _, _ in chunk]
-        x = torch.cat([prepare_image(img, windowed, config) for img, _, windowed in loaded]).to(device)
+        prepared = [prepare_image(img, windowed, config) for img, _, windowed in loaded]
+        x = torch.cat([p[0] for p in prepared]).to(device)
         texts = [text for _, _, text, _ in chunk]
         feats, tmask = encode_texts(text_encoder, texts)
         with torch.inference_mode(), torch.autocast("cuda", enabled=use_amp):
@@ -209,12 +244,15 @@ def evaluate(model, config, dataset, text_encoder, *, split: str = "test", text_
         for k, ((sample, i, _, tag), (image, mask, windowed)) in enumerate(zip(chunk, loaded, strict=True)):
             groups = sample_groups(sample, mask, sample.expressions[i], counts, tag)
             sid = f"{sample.id}#{i}"
+            box = prepared[k][1]
             small = (fg[k] > logit_threshold).cpu().numpy()
-            model_acc.add(small, target_at(mask, config.input_size), groups, sid)
-            native_logit = F.interpolate(fg[k][None, None], size=mask.shape, mode="bilinear",
-                                         align_corners=False)[0, 0]
+            model_acc.add(small, crop_target(mask, box, config.input_size), groups, sid)
+            native_logit = paste_logits(fg[k][None, None], [box], mask.shape)[0, 0]
             pred = (native_logit > logit_threshold).cpu().numpy()
             score = native_acc.add(pred, mask, groups, sid)
+            hit = is_hit(pred, mask != 0, lesions.others(sample))
+            for key in ("all", *(f"{g}={v}" for g, v in groups.items())):
+                hits.setdefault(key, []).append(hit)
             if overlays is not None and worst > 0:
                 item = (-score.dice, start + k, (sid, image, windowed, mask, pred, texts[k] or "(no words)",
                                                  score))
@@ -225,6 +263,11 @@ def evaluate(model, config, dataset, text_encoder, *, split: str = "test", text_
         if progress is not None:
             progress(min(start + batch_size, len(pairs)), len(pairs))
     result = native_acc.summary()
+    result["hit"] = float(np.mean(hits["all"])) if hits else float("nan")
+    for key, values in hits.items():
+        if key != "all":
+            group, value = key.split("=", 1)
+            result.setdefault("groups", {}).setdefault(group, {}).setdefault(value, {})["hit"] = float(np.mean(values))
     result["resolution"] = "native"
     result["model_resolution"] = model_acc.summary()
     result.update({"split": split, "text_fraction": text_fraction, "threshold": threshold,

@@ -34,7 +34,7 @@ def measure(device: str, batch: int, args) -> dict:
 
     from lsms_core.model import LSMS, LSMSConfig
     from lsms_core.model.loss import LSMSLoss
-    from lsms_core.train import param_groups
+    from lsms_core.training.objective import param_groups
 
     torch.manual_seed(0)
     cfg = LSMSConfig(variant=args.variant)

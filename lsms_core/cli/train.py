@@ -1,6 +1,6 @@
 """``lsms train --data DIR --out RUN_DIR [--config FILE] [--FIELD VALUE ...]``.
 
-Every field of :class:`lsms_core.train.TrainConfig` is a flag (``--batch-size 8``, ``--model
+Every field of :class:`lsms_core.training.TrainConfig` is a flag (``--batch-size 8``, ``--model
 '{"fsd_stages": [1,2,3,4]}'``). Precedence: the paper's defaults < the ``--config`` JSON file < flags.
 Multi-GPU / multi-node: ``torchrun --nproc_per_node N -m lsms_core.cli.main train ...``.
 """
@@ -35,11 +35,24 @@ _HELP = {
     "time_limit_min": "stop after the epoch that crosses this many minutes (0 = no limit); resumable",
     "threads": "CPU threads (0 = torch's choice)",
     "checkpoint_dtype": "dtype of the exported best checkpoint: float32, float16, bfloat16",
+    "crop": "what the network sees: none (whole slice, the paper's) or body (a square around the body)",
+    "init_backbone": "ImageNet weights for the backbone of lsms-e0: efficientnet-lite0 (default: scratch)",
+    "synth": "train on this many fresh synthetic cases per epoch instead of --data (0 = use --data)",
+    "synth_seed": "seed of the fresh synthetic cases (epoch e uses (seed, e))",
+    "synth_size": "render size of the synthetic slices (field of view of a 512 matrix)",
+    "synth_slices": "slices per synthetic case",
+    "synth_val_cases": "cases of the fixed generated validation split (fresh-data runs)",
+    "unmatched_fraction": "share of slices that also get words matching no lesion on them (empty target)",
+    "empty_text_fraction": "share of slices that also get a sample without words (target: every lesion)",
+    "lesions_per_slice": "lesions of one slice referred to in the same batch (hard negatives)",
+    "aux_weight": "loss weight of the liver and all-lesion maps (models with aux_heads)",
+    "lesion_contrast_weight": "loss weight of the per-lesion vision-language contrast",
+    "real_val": "a real CT scored at each validation, never trained on (3D-IRCADb folder layout)",
 }
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from lsms_core.train import TrainConfig
+    from lsms_core.training import TrainConfig
 
     parser = sub.add_parser(
         "train", help="train LSMS on a dataset (paper's recipe; resumable; torchrun for many GPUs)",
@@ -78,7 +91,7 @@ def _json_object(text: str) -> dict:
 
 
 def resolve_config(args):
-    from lsms_core.train import TrainConfig
+    from lsms_core.training import TrainConfig
 
     values = TrainConfig().to_dict()
     if args.config:
@@ -89,15 +102,16 @@ def resolve_config(args):
             values[f.name] = given
     if args.quiet:
         values["progress"] = False
-    if not values.get("data") or not values.get("out"):
-        raise ConfigError("lsms train", "--data and --out are required (on the command line or in --config)")
+    if not (values.get("data") or values.get("synth")) or not values.get("out"):
+        raise ConfigError("lsms train", "--out, and --data or --synth, are required (on the command line or "
+                                        "in --config)")
     return TrainConfig.from_dict(values, args.config or "command line")
 
 
 def run(args) -> int:
     import os
 
-    from lsms_core.train import train
+    from lsms_core.training import train
 
     cfg = resolve_config(args)
     command = "lsms " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "lsms train"

@@ -7,7 +7,7 @@ windowed PNG scaled), ``mask`` uint8 (H, W), ``expression``, ``expression_index`
 ``expression_fractions`` when the line has them, else None), ``id``, ``case_id``, ``spacing``.
 ``size`` resizes both (bilinear, antialiased when shrinking, for the image; area then >= 0.5 for the mask,
 the same rule evaluation scores against); None keeps them native, so a DataLoader then needs batch_size=1
-or equal-size slices. The trainer's set (``lsms_core.train.TrainSet``) is this class with a cache and the
+or equal-size slices. The trainer's set (``lsms_core.training.dataset.TrainSet``) is this class with a cache and the
 network's normalisation on top.
 """
 

@@ -15,7 +15,12 @@ from lsms_core.errors import ConfigError
 VARIANTS: dict[str, dict] = {
     "lsms-t": {"widths": (32, 64, 160, 256), "depths": (3, 3, 5, 2), "mlp_ratios": (8, 8, 4, 4)},
     "lsms-w": {"widths": (64, 128, 320, 512), "depths": (3, 3, 5, 2), "mlp_ratios": (8, 8, 4, 4)},
+    # EfficientNet-Lite0 stages (ImageNet weights ship offline) with SVLA blocks after each: the depths
+    # count SVLA blocks only (ours; see encoder.HybridEncoder).
+    "lsms-e0": {"widths": (24, 40, 112, 320), "depths": (1, 1, 2, 1), "mlp_ratios": (4, 4, 4, 4),
+                "backbone": "efficientnet-lite0"},
 }
+BACKBONES = ("mscan", "efficientnet-lite0")
 
 
 @dataclass
@@ -42,6 +47,12 @@ class LSMSConfig:
     drop_path: float = 0.1
     layer_scale_init: float = 1e-2
     num_classes: int = 2
+    # "mscan": the paper's encoder (SVLA inside every MSCAN block); "efficientnet-lite0": HybridEncoder.
+    backbone: str = ""
+    # Text-free maps predicted from the decoder's features beside the referred lesion (ours): channel 0 the
+    # liver, channel 1 every lesion on the slice. They give the engine its candidates and the liver their
+    # facts are measured against, in the same forward pass. 0 = none (the paper's network).
+    aux_heads: int = 0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -49,7 +60,7 @@ class LSMSConfig:
             preset = VARIANTS[self.variant]
             for key, value in preset.items():
                 if not getattr(self, key):
-                    setattr(self, key, tuple(value))
+                    setattr(self, key, value if isinstance(value, str) else tuple(value))
         elif not (self.widths and self.depths and self.mlp_ratios):
             raise ConfigError(
                 f"variant {self.variant!r}",
@@ -65,6 +76,11 @@ class LSMSConfig:
             raise ConfigError("kernels", f"{self.kernels} must be odd positive ConvUnit kernel sizes")
         if self.decoder_channels % 32:
             raise ConfigError("decoder_channels", "must be a multiple of 32 (GroupNorm with 32 groups)")
+        self.backbone = self.backbone or "mscan"
+        if self.backbone not in BACKBONES:
+            raise ConfigError("backbone", f"{self.backbone!r} is not one of {', '.join(BACKBONES)}")
+        if self.aux_heads not in (0, 2):
+            raise ConfigError("aux_heads", "must be 0 (none) or 2 (liver and all-lesion maps)")
         if self.num_classes not in (1, 2):
             raise ConfigError("num_classes", "must be 2 (two-class softmax) or 1 (a single logit)")
 

@@ -1,4 +1,10 @@
-"""MSCAN-style visual encoder whose blocks attend with SVLA (SegNeXt's MSCAN with MSCA replaced)."""
+"""Visual encoders whose blocks attend with SVLA.
+
+``SVLAEncoder`` is the paper's: SegNeXt's MSCAN with MSCA replaced by SVLA in every block.
+``HybridEncoder`` (variant ``lsms-e0``) keeps the paper's SVLA blocks and stage layout but lets an
+ImageNet-initialised EfficientNet-Lite0 stage do each stage's down-sampling and local feature work; the
+SVLA blocks after it bring the language in at every scale, as in the paper.
+"""
 
 from __future__ import annotations
 
@@ -120,4 +126,33 @@ class SVLAEncoder(nn.Module):
         for stage in self.stages:
             x = stage(x, text, text_mask)
             features.append(x)
+        return features
+
+
+class HybridEncoder(nn.Module):
+    """EfficientNet-Lite0 stages, each followed by ``depths[i]`` SVLA blocks and a channel LayerNorm."""
+
+    def __init__(self, cfg: LSMSConfig):
+        super().__init__()
+        from lsms_core.model.efficientnet import LITE0_WIDTHS, EfficientNetLite0Stages
+
+        if tuple(cfg.widths) != LITE0_WIDTHS:
+            raise ValueError(f"the efficientnet-lite0 backbone has widths {LITE0_WIDTHS}, config says {cfg.widths}")
+        self.backbone = EfficientNetLite0Stages()
+        total = sum(cfg.depths)
+        rates = torch.linspace(0, cfg.drop_path, total).tolist() if total > 1 else [0.0]
+        blocks, start = [], 0
+        for width, depth, ratio in zip(cfg.widths, cfg.depths, cfg.mlp_ratios, strict=True):
+            blocks.append(nn.ModuleList(Block(width, ratio, cfg, rates[start + d]) for d in range(depth)))
+            start += depth
+        self.blocks = nn.ModuleList(blocks)
+        self.norms = nn.ModuleList(ChannelLayerNorm(w) for w in cfg.widths)
+
+    def forward(self, x, text, text_mask) -> list[torch.Tensor]:
+        features = []
+        for index, (blocks, norm) in enumerate(zip(self.blocks, self.norms, strict=True)):
+            x = self.backbone.stage(index, x)
+            for block in blocks:
+                x = block(x, text, text_mask)
+            features.append(norm(x))
         return features

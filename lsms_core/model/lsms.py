@@ -8,7 +8,7 @@ from torch import nn
 
 from lsms_core.model.config import LSMSConfig
 from lsms_core.model.decoder import FullScaleDecoder
-from lsms_core.model.encoder import SVLAEncoder
+from lsms_core.model.encoder import HybridEncoder, SVLAEncoder
 
 
 class TextAdapter(nn.Module):
@@ -28,8 +28,10 @@ class LSMS(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.text_adapter = TextAdapter(cfg.text_dim, cfg.lang_dim)
-        self.encoder = SVLAEncoder(cfg)
+        self.encoder = HybridEncoder(cfg) if cfg.backbone == "efficientnet-lite0" else SVLAEncoder(cfg)
         self.decoder = FullScaleDecoder(cfg)
+        if cfg.aux_heads:
+            self.aux_head = nn.Conv2d(cfg.decoder_channels, cfg.aux_heads, 1)
 
     def forward(self, images: torch.Tensor, text_feats: torch.Tensor, text_mask: torch.Tensor,
                 return_aux: bool = False):
@@ -43,7 +45,11 @@ class LSMS(nn.Module):
         logits_s4, pixel_feats = self.decoder(features)
         logits = F.interpolate(logits_s4, size=images.shape[-2:], mode="bilinear", align_corners=False)
         if return_aux:
-            return {"logits": logits, "pixel_feats": pixel_feats}
+            out = {"logits": logits, "pixel_feats": pixel_feats}
+            if self.cfg.aux_heads:
+                out["aux_logits"] = F.interpolate(self.aux_head(pixel_feats), size=images.shape[-2:],
+                                                  mode="bilinear", align_corners=False)
+            return out
         return logits
 
     def foreground_logit(self, logits: torch.Tensor) -> torch.Tensor:

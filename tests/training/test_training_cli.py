@@ -26,7 +26,7 @@ def test_config_file_then_flags_override_the_paper_defaults(tmp_path):
     cfg_file.write_text(json.dumps({"data": "d", "out": "o", "learning_rate": 1}))
     with pytest.raises(ConfigError, match="learning_rate"):
         resolve_config(parse("train", "--config", str(cfg_file)))
-    with pytest.raises(ConfigError, match="--data and --out"):
+    with pytest.raises(ConfigError, match="--out, and --data or --synth"):
         resolve_config(parse("train", "--epochs", "3"))
 
 

@@ -16,7 +16,7 @@ from lsms_core.data.format import read_dataset
 from lsms_core.engine import Segmenter
 from lsms_core.evaluate import evaluate
 from lsms_core.metrics import score_pair, summarize
-from lsms_core.train import TrainConfig, TrainingError, train
+from lsms_core.training import TrainConfig, TrainingError, train
 
 pytestmark = pytest.mark.slow
 

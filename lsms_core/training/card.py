@@ -1,0 +1,39 @@
+"""The model card written next to an exported checkpoint, and the hardware line it quotes."""
+
+from __future__ import annotations
+
+import platform
+
+
+def hardware_summary() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def training_card(ckpt_config, cfg, epoch: int) -> str:
+    data = ckpt_config.training_data
+    val = ckpt_config.metrics.get("validation") or {}
+    splits = data.get("splits", {})
+    split_lines = "\n".join(f"  - {k}: {v['lines']} lines, {v['cases']} cases, {v['expressions']} expressions"
+                            for k, v in splits.items())
+    metric_lines = (
+        "\n".join(f"  - {k}: {val[k]:.4f}" for k in ("mDice", "mIoU", "oIoU", "prec@0.5", "prec@0.7", "prec@0.9")
+                  if k in val)
+        or "  - none (no validation split)"
+    )
+    return (
+        f"# {ckpt_config.name}\n\n"
+        f"LSMS {cfg.variant} trained with `lsms train` (best epoch {epoch} of {cfg.epochs} by validation mDice).\n\n"
+        f"## Training data\n- dataset: {data.get('name', '?')} ({data.get('root', '?')})\n"
+        f"- description: {data.get('description') or 'none given'}\n{split_lines}\n\n"
+        f"## Recipe\n- input size {cfg.input_size}, window W{cfg.window[0]}/L{cfg.window[1]} HU, batch "
+        f"{cfg.batch_size} x {cfg.grad_accum} accumulation, AdamW lr {cfg.lr} (poly {cfg.poly_power}), "
+        f"weight decay {cfg.weight_decay}, contrastive weight {cfg.contrastive_weight}, text encoder "
+        f"{cfg.text_encoder} ({cfg.text_mode}), seed {cfg.seed}\n- hardware: {hardware_summary()}\n"
+        f"- command: `{ckpt_config.extra.get('command') or 'lsms train (API)'}`\n\n"
+        f"## Validation metrics ({cfg.val_split} split, native resolution)\n{metric_lines}\n\n"
+        "Not for clinical use: research weights, validated only on the data named above.\n"
+    )

@@ -1,0 +1,601 @@
+"""The training loop: data, text, model and optimiser set up once, then epochs of steps and validation.
+
+Two sources of training data:
+
+- a dataset folder (``data``): its ``train_split``, one expression drawn per line per epoch, validated on
+  its ``val_split``;
+- fresh synthetic cases (``synth`` > 0): ``synth`` new cases every epoch (see ``synth_stream``), validated
+  on a fixed generated split written once into the run folder (``val_data/``, ``synth_val_cases`` cases
+  from a seed no training epoch uses).
+
+Either way a real CT (``real_val``) can be scored at every validation; it never chooses the best
+checkpoint (the synthetic validation does), so it stays a measurement, not a target.
+
+Reproducibility: the data of epoch e come from generators seeded by (seed, e); the global torch generator
+(dropout, drop-path, the NMF bases in training) is re-seeded at each epoch start, so resuming after an
+interruption replays what an uninterrupted run does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lsms_core.errors import ConfigError, DatasetError
+from lsms_core.training.card import hardware_summary, training_card
+from lsms_core.training.config import TrainConfig
+from lsms_core.training.distributed import DistInfo, barrier, setup_distributed
+from lsms_core.training.logs import LOG_JSONL, plot_curves, write_logs
+from lsms_core.training.objective import build_objective, param_groups, poly_lr
+from lsms_core.training.state import (
+    STATE_DIR,
+    STATE_JSON,
+    TrainingError,
+    _atomic_text,
+    _optimizer_from_flat,
+    load_state,
+    save_state,
+)
+from lsms_core.training.text_bank import TEXT_CACHE, TextBank, TextCache, clean_text
+
+CONFIG_NAME = "train_config.json"
+BEST = "best"
+VAL_DATA = "val_data"
+#: settings a resumed run must share with the run it continues (everything that shapes the data or model)
+RESUME_KEYS = ("variant", "model", "input_size", "batch_size", "epochs", "seed", "text_encoder", "token_length",
+               "text_mode", "crop", "synth", "synth_seed", "synth_size", "synth_slices", "synth_val_cases",
+               "unmatched_fraction", "empty_text_fraction", "lesions_per_slice", "data")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_checkpoint: Path | None
+    history: list[dict]
+    best: dict
+    stopped_early: bool = False
+
+
+def _mix(*values: int) -> int:
+    return zlib.crc32(",".join(str(v) for v in values).encode())
+
+
+def _resolve_amp(cfg: TrainConfig, device: str):
+    import torch
+
+    on_cuda = device.startswith("cuda")
+    if cfg.amp == "off" or (cfg.amp == "auto" and not on_cuda):
+        return False, None
+    if not on_cuda:
+        raise ConfigError("amp", "mixed precision is for GPUs; use amp off (or auto) on the CPU")
+    return True, (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+
+
+def _data_summary(dataset) -> dict:
+    splits = {}
+    for name in ("train", "val", "test"):
+        s = dataset.split(name)
+        splits[name] = {"lines": len(s), "cases": len({x.case_id for x in s}),
+                        "expressions": sum(len(x.expressions) for x in s)}
+    info = {k: dataset.info.get(k) for k in ("name", "description", "license", "created_by")
+            if dataset.info.get(k)}
+    return {"root": str(dataset.root), **info, "splits": splits}
+
+
+def _check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool):
+    """The saved state to resume from (None for a new run); refuses a folder that holds something else."""
+    if run_dir.exists() and (run_dir / STATE_DIR / STATE_JSON).exists():
+        if not resume:
+            raise TrainingError(run_dir, "holds a training run already; pass --resume to continue it, or "
+                                         "choose another --out folder")
+        state = load_state(run_dir)
+        saved_cfg = json.loads((run_dir / CONFIG_NAME).read_text(encoding="utf-8"))
+        defaults = TrainConfig().to_dict()
+        for key in RESUME_KEYS:
+            if saved_cfg.get(key, defaults[key]) != getattr(cfg, key):
+                raise TrainingError(run_dir, f"cannot resume with a different {key} "
+                                             f"({saved_cfg.get(key)!r} in the run, {getattr(cfg, key)!r} now)")
+        return state
+    if run_dir.exists() and any(p for p in run_dir.iterdir() if p.name not in (TEXT_CACHE, VAL_DATA)):
+        raise TrainingError(run_dir, "exists and is not empty; choose a new --out folder")
+    return None
+
+
+def _synthetic_validation(cfg: TrainConfig, run_dir: Path, log):
+    """The run's fixed generated validation split (written once, reused on resume)."""
+    from lsms_core.data.format import read_dataset
+    from lsms_core.data.synth_dataset import write_synth_dataset
+
+    folder = run_dir / VAL_DATA
+    if not (folder / "manifest.jsonl").is_file():
+        log(f"generating the fixed validation split: {cfg.synth_val_cases} synthetic cases")
+        tmp = Path(tempfile.mkdtemp(prefix=".val_data.", dir=run_dir))
+        shutil.rmtree(tmp)
+        # A seed no training epoch draws from: training cases come from (synth_seed, epoch >= 1, index).
+        write_synth_dataset(tmp, cases=cfg.synth_val_cases, seed=_mix(cfg.synth_seed, "validation") % 100000,
+                            size=cfg.synth_size, slices_per_case=cfg.synth_slices, volumes=False)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    return read_dataset(folder)
+
+
+def _real_validation(cfg: TrainConfig):
+    if not cfg.real_val:
+        return None
+    from lsms_core.data.ircad import lesion_dataset, read_ircad
+
+    return lesion_dataset(read_ircad(cfg.real_val), every=2).dataset
+
+
+def _synthetic_stream(cfg: TrainConfig, dist_info: DistInfo):
+    """(the epochs' batches, with set_epoch; about how many batches an epoch has; a summary for the card)."""
+    from lsms_core.preprocess import IMAGENET_MEAN, IMAGENET_STD
+    from lsms_core.training.synth_stream import SynthEpochs
+
+    if dist_info.enabled:
+        raise ConfigError("synth", "fresh synthetic data is generated per process; use a dataset folder "
+                                   "(lsms data synth) for multi-process training")
+    stream = SynthEpochs(cases=cfg.synth, seed=cfg.synth_seed, size=cfg.synth_size, slices=cfg.synth_slices,
+                         input_size=cfg.input_size, window=cfg.window, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                         crop=cfg.crop, batch_size=cfg.batch_size, lesions_per_slice=cfg.lesions_per_slice,
+                         unmatched_fraction=cfg.unmatched_fraction, empty_text_fraction=cfg.empty_text_fraction)
+    summary = {"synthetic": True, "generator": "lsms_core.data.synth", "cases_per_epoch": cfg.synth,
+               "seed": cfg.synth_seed, "render_size": cfg.synth_size, "slices_per_case": cfg.synth_slices}
+    return stream, stream.approx_batches(), summary
+
+
+def _dataset_loader(cfg: TrainConfig, dataset, dist_info: DistInfo):
+    import torch  # noqa: F401
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from lsms_core.preprocess import IMAGENET_MEAN, IMAGENET_STD
+    from lsms_core.training.dataset import TrainSet, collate_lines
+
+    samples = dataset.split(cfg.train_split)
+    if not samples:
+        raise DatasetError(cfg.data, f"split {cfg.train_split!r} holds no lines to train on")
+    train_set = TrainSet(dataset, samples, cfg.input_size, cfg.window, IMAGENET_MEAN, IMAGENET_STD, cfg.seed,
+                         crop=cfg.crop, cache=cfg.cache_images)
+    sampler = DistributedSampler(train_set, num_replicas=dist_info.world, rank=dist_info.rank, shuffle=True,
+                                 seed=cfg.seed, drop_last=False)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+                        drop_last=False, persistent_workers=False, collate_fn=collate_lines)
+
+    class Epochs:
+        def set_epoch(self, epoch: int) -> None:
+            sampler.set_epoch(epoch)
+            train_set.set_epoch(epoch)
+
+        def __iter__(self):
+            return iter(loader)
+
+    return Epochs(), len(loader), samples
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, text_encoder=None, log: Callable[[str], None] = print,
+          on_epoch_end: Callable[[dict], None] | None = None, command: str = "") -> TrainResult:
+    """Train per ``cfg``; returns the history and the best checkpoint's folder.
+
+    ``text_encoder``: an already loaded :class:`lsms_core.text.TextEncoder` to reuse (else it is loaded
+    from ``cfg.text_encoder``). ``on_epoch_end(row)`` is called on the main process after each epoch's
+    state is saved; an exception it raises stops training there (the run can be resumed).
+    """
+    import torch
+
+    from lsms_core.data.format import read_dataset
+    from lsms_core.device import resolve_device, set_cpu_threads
+
+    cfg.validate()
+    if not cfg.out or not (cfg.data or cfg.synth):
+        raise ConfigError("training config", "out, and data or synth, must be given")
+    if cfg.data and cfg.synth:
+        raise ConfigError("training config", "give data (a dataset folder) or synth (fresh cases), not both")
+    dist_info = setup_distributed(cfg.device)
+    if cfg.threads:
+        set_cpu_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    if dist_info.enabled and device.startswith("cuda"):
+        device = f"cuda:{dist_info.local_rank}"
+    # The data are checked before the run folder is made, so a typo leaves nothing behind.
+    dataset = read_dataset(cfg.data) if cfg.data else None
+    if dataset is not None and not dataset.split(cfg.train_split):
+        raise DatasetError(cfg.data, f"split {cfg.train_split!r} holds no lines to train on")
+    real_val = _real_validation(cfg)
+    run_dir = Path(cfg.out)
+    state = _check_run_dir(cfg, run_dir, resume)
+    barrier(dist_info)  # every rank has checked the folder before the first one writes to it
+    if dist_info.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_text(run_dir / CONFIG_NAME, json.dumps(cfg.to_dict(), indent=2) + "\n")
+    barrier(dist_info)
+
+    # ---- data
+    if dataset is not None:
+        epochs_data, batches_per_epoch, train_samples = _dataset_loader(cfg, dataset, dist_info)
+        val_set, val_split = dataset, cfg.val_split
+        val_samples = dataset.split(cfg.val_split) if cfg.val_split else []
+        data_summary = _data_summary(dataset)
+    else:
+        epochs_data, batches_per_epoch, data_summary = _synthetic_stream(cfg, dist_info)
+        train_samples = []
+        # every case of the generated validation set is unseen: all of its lines validate
+        val_set, val_split = _synthetic_validation(cfg, run_dir, log), "all"
+        val_samples = list(val_set.samples)
+        data_summary["validation"] = {"folder": VAL_DATA, "cases": cfg.synth_val_cases, "lines": len(val_samples)}
+    if not val_samples and dist_info.main:
+        log(f"warning: split {cfg.val_split!r} is empty: no validation, the last epoch is exported")
+
+    # ---- text
+    text = _TextSetup(cfg, text_encoder, run_dir, dist_info, log, device)
+    text.prepare([e for s in train_samples + val_samples for e in s.expressions], fixed=dataset is not None)
+
+    # ---- model, optimiser
+    objective, opt, scaler, use_amp, amp_dtype = _build(cfg, text, device, dist_info)
+    start_epoch, global_step, best, history, elapsed0 = 1, 0, {"mDice": -1.0, "epoch": 0}, [], 0.0
+    if state is not None:
+        start_epoch, global_step, best, history, elapsed0 = _restore(state, objective, opt, scaler, text, cfg,
+                                                                     run_dir)
+        if dist_info.main:
+            log(f"resuming {run_dir} after epoch {start_epoch - 1} (step {global_step})")
+
+    net = objective
+    if dist_info.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(objective, device_ids=[dist_info.local_rank] if device.startswith("cuda") else None)
+
+    steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
+    total_steps = steps_per_epoch * cfg.epochs
+    from lsms_core.checkpoint import CheckpointConfig
+
+    ckpt_config = CheckpointConfig(
+        model={}, name=cfg.name or run_dir.name, variant=cfg.variant,
+        text_encoder={"source": text.source, "hidden_size": text.dim, "token_length": cfg.token_length},
+        input_size=cfg.input_size, window=[float(v) for v in cfg.window], crop=cfg.crop, trained=True,
+        training_data=data_summary,
+    )
+    if dist_info.main:
+        source = f"{len(train_samples)} train lines" if dataset is not None else f"{cfg.synth} fresh cases/epoch"
+        log(f"training {cfg.variant} at {cfg.input_size}px (crop {cfg.crop}) on {device} (world {dist_info.world}): "
+            f"{source}, {len(val_samples)} val lines, ~{steps_per_epoch} steps/epoch, epochs {start_epoch}..{cfg.epochs}")
+
+    run_start = time.perf_counter()
+    stopped_early = False
+    best_folder = run_dir / BEST
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        epoch_start = time.perf_counter()
+        torch.manual_seed(_mix(cfg.seed, epoch, dist_info.rank))
+        epochs_data.set_epoch(epoch)
+        row, global_step = _train_epoch(cfg, net, objective, opt, scaler, text, epochs_data, batches_per_epoch,
+                                        epoch, global_step, total_steps, device, use_amp, amp_dtype, dist_info)
+        improved = False
+        if dist_info.main:
+            model = objective.model
+            if val_samples and (epoch % cfg.val_every == 0 or epoch == cfg.epochs):
+                metrics = _validate(model, ckpt_config, cfg, val_set, val_split, real_val, text, device, row)
+                improved = metrics["mDice"] > best["mDice"]
+                if improved:
+                    best = {"mDice": metrics["mDice"], "epoch": epoch, "step": global_step}
+                    _export_best(best_folder, model, text.encoder, cfg, ckpt_config, metrics, epoch, global_step,
+                                 command)
+            elif not val_samples:
+                improved = True
+                best = {"mDice": float("nan"), "epoch": epoch, "step": global_step}
+                _export_best(best_folder, model, text.encoder, cfg, ckpt_config, {}, epoch, global_step, command)
+            row["epoch_s"] = time.perf_counter() - epoch_start
+            row["elapsed_s"] = elapsed0 + time.perf_counter() - run_start
+            row["best"] = improved
+            history.append(row)
+            save_state(run_dir, objective, text.encoder.model if cfg.text_mode == "finetune" else None, opt, scaler,
+                       {"epoch": epoch, "step": global_step, "best": best, "elapsed_s": row["elapsed_s"],
+                        "world": dist_info.world})
+            write_logs(run_dir, history)
+            plot_curves(run_dir, history)
+            log(_epoch_line(cfg, row, improved))
+        barrier(dist_info)
+        if dist_info.main and on_epoch_end is not None:
+            on_epoch_end(row)
+        if cfg.time_limit_min and epoch < cfg.epochs:
+            spent = torch.tensor([time.perf_counter() - run_start + elapsed0])
+            if dist_info.enabled:
+                import torch.distributed as dist
+
+                dist.broadcast(spent, 0)
+            if float(spent) / 60.0 >= cfg.time_limit_min:
+                stopped_early = True
+                if dist_info.main:
+                    log(f"time limit of {cfg.time_limit_min} min reached after epoch {epoch}; "
+                        "resume with --resume and a larger --time-limit to continue")
+                break
+    return TrainResult(run_dir=run_dir, best_checkpoint=best_folder if best_folder.exists() else None,
+                       history=history, best=best, stopped_early=stopped_early)
+
+
+def _epoch_line(cfg: TrainConfig, row: dict, improved: bool) -> str:
+    val_text = ""
+    if "val_mDice" in row:
+        val_text = f" val mDice {row['val_mDice']:.4f} hit {row.get('val_hit', float('nan')):.3f}"
+    if "real_mDice" in row:
+        val_text += f" real mDice {row['real_mDice']:.4f}"
+    return (f"epoch {row['epoch']}/{cfg.epochs} step {row['step']} lr {row['lr']:.2e} loss {row['loss']:.4f} "
+            f"(seg {row['seg']:.4f} con {row['con']:.4f} aux {row['aux']:.4f} lesion {row['lesion_con']:.4f})"
+            f"{val_text} {row['samples_per_s']:.1f} samples/s{' *best*' if improved else ''}")
+
+
+class _TextSetup:
+    """The text side of a run: a frozen bank (dataset mode), an on-demand cache (fresh data), or a
+    fine-tuned encoder."""
+
+    def __init__(self, cfg: TrainConfig, text_encoder, run_dir: Path, dist_info: DistInfo, log, device: str):
+        from lsms_core.text import DEFAULT_ENCODER, read_hidden_size, resolve_encoder_path
+
+        self.cfg, self.run_dir, self.dist_info, self.log, self.device = cfg, run_dir, dist_info, log, device
+        self.source = cfg.text_encoder or DEFAULT_ENCODER
+        if text_encoder is not None and text_encoder.token_length != cfg.token_length:
+            raise ConfigError("token_length", f"the given text encoder pads to {text_encoder.token_length} "
+                                              f"tokens, the config asks for {cfg.token_length}")
+        self.dim = read_hidden_size(resolve_encoder_path(self.source))
+        self.encoder = text_encoder
+        self.bank = None
+
+    def _load_encoder(self):
+        from lsms_core.text import TextEncoder
+
+        if self.encoder is None:
+            self.encoder = TextEncoder.load(self.source, token_length=self.cfg.token_length)
+        return self.encoder
+
+    def prepare(self, expressions: list[str], fixed: bool) -> None:
+        cfg = self.cfg
+        if cfg.text_mode == "finetune":
+            self._load_encoder().to(self.device)
+            self.encoder.model.train().requires_grad_(True)
+            return
+        if not fixed:
+            self.bank = TextCache(self._load_encoder())
+            return
+        expressions = sorted({clean_text(e) for e in expressions})
+        cache_path = self.run_dir / TEXT_CACHE
+        if self.dist_info.main:
+            self.bank = TextBank.load(cache_path, self.source, cfg.token_length, expressions)
+            if self.bank is None:
+                self.log(f"encoding {len(expressions)} expressions once with the frozen text encoder")
+                self.bank = TextBank.build(self._load_encoder(), expressions)
+                self.bank.save(cache_path, self.source, cfg.token_length)
+        barrier(self.dist_info)
+        if self.bank is None:
+            self.bank = TextBank.load(cache_path, self.source, cfg.token_length, expressions)
+
+    def encode(self, texts: list[str]):
+        if self.cfg.text_mode == "frozen":
+            feats, tmask = self.bank.encode(texts)
+            return feats.to(self.device), tmask.to(self.device)
+        return _encode_trainable(self.encoder, texts, self.device)
+
+    def for_evaluation(self):
+        return self.bank if self.cfg.text_mode == "frozen" else _EvalEncoder(self.encoder)
+
+
+def _build(cfg: TrainConfig, text: _TextSetup, device: str, dist_info: DistInfo):
+    import torch
+
+    from lsms_core.checkpoint import load_checkpoint
+
+    init_state = None
+    model_overrides = dict(cfg.model)
+    if cfg.init:
+        init_model, init_cfg, _ = load_checkpoint(cfg.init)
+        init_state = init_model.state_dict()
+        model_overrides = {**{k: v for k, v in init_cfg.model.items() if k not in ("variant", "text_dim")},
+                           **model_overrides}
+    cfg_model = TrainConfig.from_dict({**cfg.to_dict(), "model": model_overrides})
+    objective = build_objective(cfg_model, text.dim, init_state).to(device)
+    if dist_info.enabled and device.startswith("cuda") and cfg.sync_bn:
+        objective = torch.nn.SyncBatchNorm.convert_sync_batchnorm(objective)
+    modules = [(objective, cfg.lr)]
+    if cfg.text_mode == "finetune":
+        modules.append((text.encoder.model, cfg.text_lr))
+    groups = param_groups(modules, cfg.weight_decay)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    use_amp, amp_dtype = _resolve_amp(cfg, device)
+    scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
+    return objective, opt, scaler, use_amp, amp_dtype
+
+
+def _restore(state, objective, opt, scaler, text: _TextSetup, cfg: TrainConfig, run_dir: Path):
+    meta, tensors = state
+    objective.load_state_dict({k[len("objective."):]: v for k, v in tensors.items() if k.startswith("objective.")})
+    if cfg.text_mode == "finetune":
+        text.encoder.model.load_state_dict({k[len("text."):]: v for k, v in tensors.items() if k.startswith("text.")})
+    _optimizer_from_flat(opt, tensors, meta["optimizer"])
+    if scaler is not None and meta.get("scaler"):
+        scaler.load_state_dict(meta["scaler"])
+    history = [json.loads(line) for line in (run_dir / LOG_JSONL).read_text().splitlines() if line.strip()]
+    history = [row for row in history if row["epoch"] <= meta["epoch"]]
+    return meta["epoch"] + 1, meta["step"], meta["best"], history, meta.get("elapsed_s", 0.0)
+
+
+def _train_epoch(cfg, net, objective, opt, scaler, text, epochs_data, batches_per_epoch, epoch, global_step,
+                 total_steps, device, use_amp, amp_dtype, dist_info):
+    """One pass over the epoch's batches; returns the epoch's log row (losses, speed) and the step count."""
+    import torch
+
+    net.train()
+    if cfg.text_mode == "finetune":
+        text.encoder.model.train()
+    keys = ("loss", "seg", "con", "aux", "lesion_con")
+    sums = dict.fromkeys(keys, 0.0)
+    seen = 0
+    bar = None
+    if dist_info.main and cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=batches_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", leave=False,
+                   file=sys.stderr, mininterval=2.0)
+    epoch_start = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    batches = iter(epochs_data)
+    b = 0
+    batch = next(batches, None)
+    while batch is not None:
+        following = next(batches, None)
+        x, target = batch["x"].to(device, non_blocking=True), batch["target"].to(device, non_blocking=True)
+        aux = batch["aux"].to(device) if batch["aux"] is not None else None
+        with torch.autocast(device_type="cuda", dtype=amp_dtype or torch.float16, enabled=use_amp):
+            feats, tmask = text.encode([clean_text(t) for t in batch["texts"]])
+            losses = net(x, feats, tmask, target, aux, batch["aux_valid"].to(device), batch["labels"].to(device),
+                         batch["target_label"].to(device))
+        loss = losses["loss"] / cfg.grad_accum
+        if scaler is not None:
+            scaler.scale(loss).backward()
+        else:
+            loss.backward()
+        if (b + 1) % cfg.grad_accum == 0 or following is None:
+            for g in opt.param_groups:
+                g["lr"] = poly_lr(g["base_lr"], global_step, total_steps, cfg.poly_power,
+                                  cfg.min_lr * g["base_lr"] / cfg.lr, cfg.warmup_steps)
+            if scaler is not None:
+                scaler.unscale_(opt)
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.grad_clip)
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            opt.zero_grad(set_to_none=True)
+            global_step += 1
+        n = x.shape[0]
+        seen += n
+        for k in keys:
+            sums[k] += float(losses[k].detach()) * n
+        if not math.isfinite(sums["loss"]):
+            raise TrainingError(f"epoch {epoch} batch {b}", "the loss became NaN or infinite; lower the "
+                                                            "learning rate or turn mixed precision off")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}")
+        batch, b = following, b + 1
+    if bar is not None:
+        bar.close()
+    totals = torch.tensor([sums[k] for k in keys] + [float(seen)], dtype=torch.float64)
+    param_diff = None
+    if dist_info.enabled:
+        import torch.distributed as dist
+
+        dist.all_reduce(totals)
+        # Every rank must hold the same weights after each step: gather one checksum per rank.
+        checksum = torch.tensor([sum(float(p.detach().double().sum()) for p in objective.parameters())],
+                                dtype=torch.float64)
+        gathered = [torch.zeros_like(checksum) for _ in range(dist_info.world)]
+        dist.all_gather(gathered, checksum)
+        param_diff = float(max(abs(float(g) - float(gathered[0])) for g in gathered))
+    seen_all = max(1.0, float(totals[-1]))
+    train_s = time.perf_counter() - epoch_start
+    row = {"epoch": epoch, "step": global_step, "lr": opt.param_groups[0]["lr"],
+           **{k: float(totals[i]) / seen_all for i, k in enumerate(keys)},
+           "samples": int(seen_all), "train_s": train_s, "samples_per_s": seen_all / train_s,
+           "ranks_max_param_diff": param_diff}
+    return row, global_step
+
+
+def _validate(model, ckpt_config, cfg: TrainConfig, val_set, val_split: str, real_val, text: _TextSetup,
+              device: str, row: dict) -> dict:
+    """Score the synthetic (or dataset) validation split, and the real CT when given, into ``row``."""
+    from lsms_core.evaluate import evaluate
+
+    encoder = text.for_evaluation()
+    metrics = evaluate(model, ckpt_config, val_set, encoder, split=val_split, batch_size=cfg.val_batch_size,
+                       device=device)
+    row.update({f"val_{k}": metrics[k] for k in ("mDice", "mIoU", "oIoU", "hit", "prec@0.5", "prec@0.6",
+                                                 "prec@0.7", "prec@0.8", "prec@0.9")})
+    row["val_model_mDice"] = metrics["model_resolution"]["mDice"]
+    two_plus = metrics.get("groups", {}).get("lesions_on_slice", {}).get("2+", {})
+    if two_plus:
+        row["val_2plus_mDice"], row["val_2plus_hit"] = two_plus.get("mDice"), two_plus.get("hit")
+    if real_val is not None:
+        real = evaluate(model, ckpt_config, real_val, _AnyTextEncoder(text), split="test",
+                        batch_size=cfg.val_batch_size, device=device)
+        row.update({"real_mDice": real["mDice"], "real_hit": real["hit"], "real_prec@0.5": real["prec@0.5"]})
+        metrics["real"] = {k: real[k] for k in ("mDice", "mIoU", "hit", "prec@0.5", "samples")}
+    return metrics
+
+
+class _AnyTextEncoder:
+    """The run's encoder for words the frozen bank has never seen (the real CT's plain expressions)."""
+
+    def __init__(self, text: _TextSetup):
+        self.text = text
+
+    def encode(self, texts):
+        if self.text.cfg.text_mode == "frozen" and isinstance(self.text.bank, TextBank):
+            return TextCache(self.text._load_encoder()).encode(texts)
+        return self.text.for_evaluation().encode(texts)
+
+
+class _EvalEncoder:
+    """A fine-tuned text encoder, in eval mode, behind the encode() interface evaluation uses."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+
+    def encode(self, texts):
+        import torch
+
+        self.encoder.model.eval()
+        with torch.no_grad():
+            return _encode_trainable(self.encoder, list(texts), str(self.encoder.device))
+
+
+def _encode_trainable(encoder, texts: list[str], device):
+    import torch
+
+    tokens = encoder.tokenize([clean_text(t) for t in texts])
+    ids = tokens["input_ids"].to(device)
+    mask = tokens["attention_mask"].to(device)
+    out = encoder.model(input_ids=ids, attention_mask=mask,
+                        token_type_ids=tokens.get("token_type_ids", torch.zeros_like(ids)).to(device))
+    feats = (out.last_hidden_state.float() * mask[..., None]).transpose(1, 2)
+    return feats, mask.long()
+
+
+def _export_best(folder: Path, model, encoder, cfg: TrainConfig, ckpt_config, metrics: dict, epoch: int,
+                 step: int, command: str) -> None:
+    """Write the best checkpoint (with a fine-tuned text encoder inside it when there is one) atomically."""
+    from lsms_core.checkpoint import save_checkpoint
+
+    summary = {k: metrics[k] for k in ("mDice", "mIoU", "oIoU", "hit", "prec@0.5", "prec@0.6", "prec@0.7",
+                                       "prec@0.8", "prec@0.9", "samples") if k in metrics}
+    ckpt_config.metrics = {"validation": {**summary, "split": cfg.val_split, "resolution": "native",
+                                          "groups": metrics.get("groups", {})} if metrics else {},
+                           "epoch": epoch, "step": step}
+    if metrics.get("real"):
+        ckpt_config.metrics["real_validation"] = {**metrics["real"], "source": cfg.real_val}
+    ckpt_config.extra = {"train_config": cfg.to_dict(), "command": command, "hardware": hardware_summary()}
+    ckpt_config.created = ""
+    card = training_card(ckpt_config, cfg, epoch)
+    tmp_parent = Path(tempfile.mkdtemp(prefix=".best.", dir=folder.parent))
+    try:
+        staged = tmp_parent / folder.name
+        if encoder is not None and cfg.text_mode == "finetune":
+            ckpt_config.text_encoder = dict(ckpt_config.text_encoder, source="text_encoder")
+        save_checkpoint(staged, model, ckpt_config, card=card, dtype=cfg.checkpoint_dtype)
+        if encoder is not None and cfg.text_mode == "finetune":
+            encoder.model.save_pretrained(str(staged / "text_encoder"), safe_serialization=True)
+            encoder.tokenizer.save_pretrained(str(staged / "text_encoder"))
+        old = folder.with_name(f".{folder.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if folder.exists():
+            folder.replace(old)
+        staged.replace(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp_parent, ignore_errors=True)

@@ -1,0 +1,132 @@
+"""Fresh synthetic training data: deterministic per (seed, epoch), groups that teach the words, real losses."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from lsms_core.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from lsms_core.training.synth_stream import SynthEpochs, contradicting_expression, nonsense
+
+
+def stream(**kw):
+    base = dict(cases=3, seed=5, size=128, slices=4, input_size=64, window=(400, 40), mean=IMAGENET_MEAN,
+                std=IMAGENET_STD, crop="body", batch_size=8, unmatched_fraction=1.0, empty_text_fraction=1.0)
+    base.update(kw)
+    return SynthEpochs(**base)
+
+
+def batches(s, epoch):
+    s.set_epoch(epoch)
+    return list(s)
+
+
+def test_same_epoch_replays_and_new_epoch_draws_new_cases():
+    s = stream()
+    a, b = batches(s, 1), batches(s, 1)
+    assert [x["texts"] for x in a] == [x["texts"] for x in b]
+    assert all(torch.equal(x["x"], y["x"]) and torch.equal(x["target"], y["target"]) for x, y in zip(a, b))
+    c = batches(s, 2)
+    assert [x["texts"] for x in a] != [x["texts"] for x in c]
+
+
+def test_groups_hold_referred_unmatched_and_wordless_samples():
+    out = batches(stream(cases=4), 1)
+    kinds = [k for b in out for k in b["kinds"]]
+    assert any(k.startswith("lesion") for k in kinds)
+    assert any(k.startswith("unmatched") for k in kinds)
+    for b in out:
+        for i, kind in enumerate(b["kinds"]):
+            target = b["target"][i]
+            union = b["aux"][i, 1].bool()
+            if kind.startswith("unmatched"):
+                assert not target.any() and b["target_label"][i] == 0
+            elif kind == "no-words":
+                assert b["texts"][i] == "" and torch.equal(target.bool(), union)
+            else:
+                label = int(b["target_label"][i])
+                assert label >= 1 and torch.equal(target.bool(), b["labels"][i] == label)
+                assert (target.bool() & ~union).sum() == 0
+                assert b["texts"][i]
+
+
+def test_two_lesions_of_one_slice_come_in_one_batch():
+    s = stream(cases=6, unmatched_fraction=0.0, empty_text_fraction=0.0, lesions_per_slice=2)
+    pairs = 0
+    for b in batches(s, 1):
+        for i in range(len(b["texts"]) - 1):
+            same_image = torch.equal(b["x"][i], b["x"][i + 1])
+            if same_image and b["target_label"][i] != b["target_label"][i + 1]:
+                pairs += 1
+    assert pairs >= 1
+
+
+def test_nonsense_and_contradictions_name_nothing_on_the_slice():
+    from lsms_core.data.facts import LesionFacts
+
+    rng = np.random.default_rng(0)
+    assert all(nonsense(rng) for _ in range(20))
+    hypo = LesionFacts("l1", 20.0, 15.0, 240.0, (30, 30), (24, 24), density="hypo", density_diff_hu=-40,
+                       lobe="right", segment="VI")
+    for seed in range(20):
+        text = contradicting_expression([hypo], np.random.default_rng(seed))
+        assert text
+        said_other = (any(w in text for w in ("hyper", "high-density", "calcif"))
+                      or not re.search(r"\b(VI|S6)\b", text))
+        assert said_other, text
+
+
+def test_per_lesion_contrast_prefers_the_referred_lesion():
+    from lsms_core.model import LSMSConfig
+    from lsms_core.model.loss import LSMSLoss
+
+    cfg = LSMSConfig(variant="lsms-t", text_dim=8, decoder_channels=32)
+    loss = LSMSLoss(cfg, lesion_contrast_weight=1.0)
+    labels = torch.zeros(2, 16, 16, dtype=torch.long)
+    labels[:, 2:6, 2:6] = 1
+    labels[:, 10:14, 10:14] = 2
+    feats = torch.zeros(2, 32, 4, 4)
+    feats[:, 0, 0:2, 0:2] = 1.0  # lesion 1's features point one way,
+    feats[:, 1, 2:4, 2:4] = 1.0  # lesion 2's another
+    text = torch.zeros(2, 8, 3)
+    text[:, 0] = 1.0
+    tmask = torch.ones(2, 3, dtype=torch.long)
+    with torch.no_grad():
+        loss.contrastive.pixel_proj.weight.zero_()
+        loss.contrastive.pixel_proj.bias.zero_()
+        loss.contrastive.pixel_proj.weight[0, 0, 0, 0] = 1.0
+        loss.contrastive.pixel_proj.weight[1, 1, 0, 0] = 1.0
+        loss.contrastive.text_proj.weight.zero_()
+        loss.contrastive.text_proj.bias.zero_()
+        loss.contrastive.text_proj.weight[0, 0] = 1.0  # the sentence matches lesion 1's direction
+    sim, present = loss.contrastive.lesion_logits(feats, text, tmask, labels, 2)
+    assert present.all()
+    assert (sim[:, 0] > sim[:, 1]).all()
+    outputs = {"logits": torch.zeros(2, 2, 16, 16), "pixel_feats": feats}
+    right = loss(outputs, (labels == 1).long(), text, tmask, labels=labels, target_label=torch.tensor([1, 1]))
+    wrong = loss(outputs, (labels == 2).long(), text, tmask, labels=labels, target_label=torch.tensor([2, 2]))
+    assert right["lesion_con"] < wrong["lesion_con"]
+
+
+@pytest.mark.slow
+def test_fresh_data_run_trains_validates_and_resumes(tmp_path):
+    from lsms_core.checkpoint import read_config
+    from lsms_core.training import TrainConfig, TrainingError, train
+
+    kw = dict(out=str(tmp_path / "run"), synth=3, synth_val_cases=1, synth_size=96, synth_slices=3,
+              input_size=64, crop="body", variant="lsms-e0", init_backbone="efficientnet-lite0",
+              model={"aux_heads": 2, "drop_path": 0.0}, batch_size=8, lr=1e-3, threads=1, progress=False,
+              token_length=32)
+    first = train(TrainConfig(epochs=2, time_limit_min=1e-6, **kw), log=lambda m: None)
+    assert first.stopped_early and [r["epoch"] for r in first.history] == [1]
+    assert (tmp_path / "run" / "val_data" / "manifest.jsonl").is_file()
+    with pytest.raises(TrainingError, match="synth_seed"):
+        train(TrainConfig(epochs=2, **{**kw, "synth_seed": 7}), resume=True, log=lambda m: None)
+    resumed = train(TrainConfig(epochs=2, **kw), resume=True, log=lambda m: None)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    row = resumed.history[-1]
+    assert {"val_mDice", "val_hit", "aux", "lesion_con"} <= set(row)
+    cfg = read_config(resumed.best_checkpoint)
+    assert cfg.crop == "body" and cfg.model["backbone"] == "efficientnet-lite0" and cfg.model["aux_heads"] == 2
+    assert cfg.training_data["synthetic"] is True
