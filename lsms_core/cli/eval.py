@@ -1,4 +1,10 @@
-"""``lsms eval --data DIR [--checkpoint demo] [--split test] [--text-fraction F] [--json OUT]``."""
+"""``lsms eval --data DIR [--checkpoint demo] [--split test] [--text-fraction F] [--json OUT]``.
+
+By default the whole pipeline ``lsms segment`` runs is scored (candidates, resolution, refinement when
+available: see ``lsms_core.referring.scoring``); ``--network-only`` scores the network's own thresholded map
+the paper's way (also at model resolution). ``--data`` also takes a 3D-IRCADb patient folder
+(PATIENT_DICOM/ + MASKS_DICOM.zip): its tumour slices with plain expressions.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,15 @@ from pathlib import Path
 
 from lsms_core.errors import LSMSError
 
-FIGURES = ("mDice", "mIoU", "oIoU", "prec@0.5", "prec@0.6", "prec@0.7", "prec@0.8", "prec@0.9")
+FIGURES = ("mDice", "mIoU", "oIoU", "prec@0.5", "prec@0.7", "prec@0.9", "hit")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("eval", help="measure a checkpoint on a dataset split (mDice, mIoU, oIoU, Prec@X)",
                             description="Scores every (line, expression) of a split the way the paper does, "
                                         "at native and model resolution, overall and per attribute group.")
-    parser.add_argument("--data", required=True, help="dataset folder (RefHL-Seg format v1)")
+    parser.add_argument("--data", required=True, help="dataset folder (RefHL-Seg format v1), or a 3D-IRCADb "
+                                                      "patient folder (its tumour slices, plain expressions)")
     parser.add_argument("--checkpoint", default="demo", help="checkpoint folder, or demo (default)")
     parser.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
                         help="default: test; all = every line (a held-out dataset never trained on)")
@@ -31,21 +38,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--network-only", action="store_true",
+                        help="score the network's thresholded map alone (the paper's protocol), not the pipeline")
+    parser.add_argument("--nonsense", type=int, default=0, metavar="N",
+                        help="also try N nonsense expressions per slice with lesions and report how often the "
+                             "answer is an empty mask with a note")
     parser.set_defaults(func=run)
 
 
 def format_table(result: dict) -> list[str]:
     def row(label: str, m: dict) -> str:
-        return f"{label:<28}{m['samples']:>8d}" + "".join(f"{m[k]:>10.4f}" for k in FIGURES)
+        return f"{label:<28}{m['samples']:>8d}" + "".join(f"{m.get(k, float('nan')):>10.4f}" for k in FIGURES)
 
     head = f"{'':<28}{'samples':>8}" + "".join(f"{k:>10}" for k in FIGURES)
     fraction = "as written" if result["text_fraction"] is None else result["text_fraction"]
-    lines = [f"split {result['split']}, text fraction {fraction}, threshold "
-             f"{result['threshold']}; empty prediction on empty truth scores {result['empty_pair_score']}",
-             head, row("native resolution", result), row("model resolution", result["model_resolution"])]
+    if result.get("pipeline"):
+        lines = [f"split {result['split']}, text fraction {fraction}, stages {' + '.join(result['stages'])}; "
+                 f"empty prediction on empty truth scores {result['empty_pair_score']}",
+                 head, row("final masks", result), row("before refinement (raw)", result["raw"])]
+    else:
+        lines = [f"split {result['split']}, text fraction {fraction}, threshold "
+                 f"{result['threshold']}; empty prediction on empty truth scores {result['empty_pair_score']}",
+                 head, row("native resolution", result), row("model resolution", result["model_resolution"])]
     for group, values in result["groups"].items():
         for value, m in values.items():
             lines.append(row(f"  {group}={value}", m))
+    if result.get("resolver"):
+        r = result["resolver"]
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
+        rules = ", ".join(f"{k} {v:.4f}" for k, v in r["hit"].items())
+        lines.append(f"resolver: {outcomes}; hit by rule: {rules}")
+    if result.get("nonsense"):
+        n = result["nonsense"]
+        lines.append(f"nonsense words: {n['empty_with_note']} of {n['tried']} returned nothing with a note "
+                     f"({n['rate']:.3f})")
     return lines
 
 
@@ -58,7 +84,15 @@ def run(args) -> int:
 
     if args.text_fraction is not None and not 0.0 <= args.text_fraction <= 1.0:
         raise LSMSError("--text-fraction", f"must be between 0 and 1, got {args.text_fraction}")
-    dataset = read_dataset(args.data)
+    data = Path(args.data)
+    if (data / "PATIENT_DICOM").is_dir() and (data / "MASKS_DICOM.zip").is_file():
+        from lsms_core.data.ircad import lesion_dataset, read_ircad
+
+        dataset = lesion_dataset(read_ircad(data)).dataset
+        split = "test"
+    else:
+        dataset = read_dataset(args.data)
+        split = args.split
     seg = Segmenter.from_checkpoint(args.checkpoint, device=args.device, threads=args.threads)
     bar = None
     if not args.quiet:
@@ -72,9 +106,18 @@ def run(args) -> int:
             bar.n = done
             bar.refresh()
 
-    result = evaluate(seg.model, seg.config, dataset, seg.text_encoder, split=args.split,
-                      text_fraction=args.text_fraction, threshold=args.threshold, batch_size=args.batch_size,
-                      device=seg.device, overlays=args.overlays, worst=args.worst, progress=progress)
+    windowed = bool(dataset.samples) and dataset.load_pair(dataset.samples[0])[2]
+    if args.network_only or windowed:
+        if windowed and not args.network_only:
+            print("note: the images are windowed 8-bit PNGs (no HU): scoring the network alone", file=sys.stderr)
+        result = evaluate(seg.model, seg.config, dataset, seg.text_encoder, split=split,
+                          text_fraction=args.text_fraction, threshold=args.threshold, batch_size=args.batch_size,
+                          device=seg.device, overlays=args.overlays, worst=args.worst, progress=progress)
+    else:
+        from lsms_core.referring.scoring import evaluate_pipeline
+
+        result = evaluate_pipeline(seg, dataset, split=split, text_fraction=args.text_fraction,
+                                   threshold=args.threshold, nonsense=args.nonsense, progress=progress)
     if bar is not None:
         bar.close()
     result.update({"checkpoint": str(seg.folder), "trained": seg.trained, "data": str(dataset.root)})

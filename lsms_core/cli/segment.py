@@ -39,8 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch", type=int, help="slices per batch (default: 16 on CUDA; on the CPU 1 at 480 px, more for small inputs)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     parser.add_argument("--all-regions", action="store_true",
-                        help="keep every region above the threshold (default: only the connected region "
-                        "with the most probability, the one lesion the words refer to)")
+                        help="keep every region above the threshold (default: the one lesion the words refer "
+                        "to, chosen among the candidates the network sees)")
+    parser.add_argument("--candidates", action="store_true",
+                        help="print every candidate lesion with its facts and scores, and which one the words "
+                        "chose (and why)")
+    parser.add_argument("--json", metavar="FILE", help="write a JSON report (candidates, resolution, stages, "
+                        "timings); '-' for standard output")
     parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                         help="auto (default): float32 on the CPU, bf16/fp16 autocast on CUDA; bfloat16 is "
                         "faster on CPUs with AVX512-BF16")
@@ -191,27 +196,37 @@ def run(args) -> int:
     if not seg.trained:
         print(f"warning: checkpoint {seg.name} is not trained (random weights): the mask means nothing",
               file=sys.stderr)
+    from lsms_core.referring.pipeline import iter_refer
+
     bar = _progress_bar(stop - start, f"segmenting on {seg.device}")
+    spacing_zyx = (float(vol.spacing[2]), float(vol.spacing[1]), float(vol.spacing[0]))
     try:
-        pred = seg.predict(vol.array[start:stop], expression, batch_size=args.batch, threshold=args.threshold,
-                           progress=lambda done, total: bar.update(done - bar.n))
+        gen = iter_refer(seg, vol.array[start:stop], expression, spacing_zyx, batch_size=args.batch,
+                         threshold=args.threshold, keep="all" if args.all_regions else "referred",
+                         slice_offset=start)
+        while True:
+            try:
+                done, total = next(gen)
+            except StopIteration as stop_iter:
+                referral = stop_iter.value
+                break
+            bar.total = total
+            bar.update(done - bar.n)
     finally:
         bar.close()
-    for note in pred.notes:
+    pred = referral.prediction
+    for note in referral.notes:
         print(f"note: {note}", file=sys.stderr)
-    kept = pred.masks
-    if not args.all_regions:
-        from lsms_core.postprocess import keep_referred_lesion
-
-        referred = keep_referred_lesion(pred.probs, pred.masks)
-        kept = referred.mask
-        if referred.note():
-            print(f"note: {referred.note()}; --all-regions keeps them", file=sys.stderr)
+    if args.candidates and referral.resolution is not None:
+        for line in candidate_table(referral, start):
+            print(line)
+    kept = referral.mask
     mask = np.zeros(vol.shape, dtype=np.uint8)
     mask[start:stop] = kept
     label = LabelInfo(1, "lesion", LESION_COLOR, expression,
                       {"checkpoint": seg.name, "trained": seg.trained, "slices": [start, stop],
-                       "regions": "all" if args.all_regions else "most probable connected region",
+                       "regions": "all" if args.all_regions else "the candidate the words refer to",
+                       "status": referral.status, "stages": referral.stages,
                        "threshold": float(args.threshold if args.threshold is not None else seg.config.threshold)})
     written = save_mask(mask, vol, out, labels=[label])
     seconds = time.perf_counter() - started
@@ -219,8 +234,11 @@ def run(args) -> int:
     print(f'expression: "{expression}"')
     print(f"input: {src}  ({vol.shape[2]}x{vol.shape[1]}x{vol.shape[0]} voxels, "
           f"{vol.spacing[0]:.3g}x{vol.spacing[1]:.3g}x{vol.spacing[2]:.3g} mm)")
-    for line in _summary(mask.astype(bool), vol, start, stop):
-        print(line)
+    if referral.status == "not found":
+        print(f"not found: {referral.resolution.reason} (the mask written is empty)")
+    else:
+        for line in _summary(mask.astype(bool), vol, start, stop):
+            print(line)
     if reference is not None:
         ref = load_mask(reference, vol) > 0
         both = int((ref & mask.astype(bool)).sum())
@@ -229,4 +247,43 @@ def run(args) -> int:
     print(f"time: {seconds:.1f} s ({stop - start} slices on {pred.device}, model {pred.seconds:.1f} s, "
           f"checkpoint {seg.name})")
     print(f"mask written to {written.resolve()} (label sidecar {sidecar_path(written).name})")
+    if args.json:
+        report = {**referral.summary(), "input": str(src), "output": str(written.resolve()),
+                  "checkpoint": seg.name, "slices": [start, stop], "device": pred.device,
+                  "seconds_total": round(seconds, 3)}
+        _write_json(args.json, report, args.overwrite)
     return 0
+
+
+def candidate_table(referral, start: int) -> list[str]:
+    """The candidates as a radiologist reads them: number, where, how big, density, and both scores."""
+    res = referral.resolution
+    lines = [f"candidates ({referral.candidate_source}): {len(res.candidates)}; words read as: {res.request.describe()}"]
+    if res.request.unknown:
+        lines.append(f"  words not understood: {' '.join(res.request.unknown)}")
+    lines.append("   #  slice  long x short mm  density  lobe/segment   HU     net   facts  score")
+    for c in res.candidates:
+        f = c.facts
+        mark = "*" if res.chosen is c else ("?" if c in res.alternatives else " ")
+        where = f"{f.lobe or '?'}/{f.segment or '?'}" + (f" {f.ap}" if f.ap else "")
+        slice_no = c.slices[0] if c.slices and c.slices[0] == c.slices[1] else c.slice_index + start
+        lines.append(f"{mark}{c.number:3d}  {slice_no:5d}  {f.long_mm:6.1f} x {f.short_mm:5.1f}  {f.density or '?':7s}  "
+                     f"{where:13s} {c.mean_hu:5.0f}  {c.net_score:5.2f}  {c.fact_score:5.2f}  {c.score:5.2f}"
+                     + (f"  contradicts: {', '.join(c.unmet)}" if c.unmet else ""))
+    lines.append(f"decision: {res.note()}")
+    return lines
+
+
+def _write_json(target: str, report: dict, overwrite: bool) -> None:
+    from lsms_core.errors import LSMSError
+
+    text = json.dumps(report, indent=2, default=float) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(target)
+    if path.exists() and not overwrite:
+        raise LSMSError(path, "exists already; pass --overwrite to replace it")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -13,33 +13,21 @@ from __future__ import annotations
 import numpy as np
 
 from lsms_core.data.facts import LesionFacts
+from lsms_core.data.vocabulary import (
+    BOUNDARY_PHRASES,
+    DENSITY_WRITTEN,
+    MAX_TOKENS,
+    NEAR_PHRASES,
+    PLURALS,
+    ROMAN_TO_INT,
+    SEGMENT_REGION,
+    TYPE_NOUNS,
+)
 
 # The order is the order of importance: a full expression holds them all, a partial one a prefix-biased
 # random subset.
 ATTRIBUTES = ("location", "size", "density", "shape", "boundary", "type", "enhancement", "calcification",
               "near", "ap")
-_ROMAN_TO_INT = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6, "VII": 7, "VIII": 8}
-_DENSITY = {"hypo": ("hypodense", "low-density", "hypoattenuating"),
-            "hyper": ("hyperdense", "high-density", "hyperattenuating"),
-            "iso": ("isodense", "iso-attenuating")}
-_TYPE_NOUN = {"cyst": ("cyst", "cystic lesion"), "hemangioma": ("hemangioma",),
-              "hcc": ("hepatocellular carcinoma", "HCC"), "metastasis": ("metastasis", "metastatic lesion"),
-              "fnh": ("focal nodular hyperplasia", "FNH")}
-_PLURAL = {"one": "lesions", "lesion": "lesions", "nodule": "nodules", "mass": "masses", "focus": "foci", "cyst": "cysts",
-           "cystic lesion": "cystic lesions", "hemangioma": "hemangiomas", "HCC": "HCCs",
-           "hepatocellular carcinoma": "hepatocellular carcinomas", "metastasis": "metastases",
-           "metastatic lesion": "metastatic lesions", "focal nodular hyperplasia": "FNH lesions", "FNH": "FNHs"}
-_BOUNDARY = {"clear": ("with clear margins", "with a sharp boundary", "with well-defined margins"),
-             "blurred": ("with blurred margins", "with an ill-defined boundary", "with indistinct margins")}
-_NEAR = {"dome": ("near the dome", "at the hepatic dome"), "hilum": ("near the hilum", "at the porta hepatis"),
-         "capsule": ("beneath the capsule", "in a subcapsular position")}
-_SEGMENT_REGION = {"I": "the caudate lobe", "II": "the left lateral section", "III": "the left lateral section",
-                   "IV": "the left medial section", "V": "the right anterior section",
-                   "VI": "the right posterior section", "VII": "the right posterior section",
-                   "VIII": "the right anterior section"}
-#: expressions longer than this (text-encoder tokens, with [CLS] and [SEP]) lose their least important
-#: attributes: the model reads 32 tokens and would silently truncate the rest
-MAX_TOKENS = 32
 #: a size in words fits another lesion whose long axis is within this fraction (or 3 mm)
 SIZE_TOLERANCE = 0.15
 
@@ -141,8 +129,8 @@ def _location_words(f: LesionFacts, rng) -> str:
         if style == 1:
             return f"in segment {seg}"
         if style == 2:
-            return f"in the {lobe}" if f.segment_estimated else f"in S{_ROMAN_TO_INT[seg]} of the {lobe}"
-        return f"in {_SEGMENT_REGION[seg]}"
+            return f"in the {lobe}" if f.segment_estimated else f"in S{ROMAN_TO_INT[seg]} of the {lobe}"
+        return f"in {SEGMENT_REGION[seg]}"
     if f.lobe is not None:
         return str(rng.choice([f"in the {f.lobe} lobe", f"in the {f.lobe} hepatic lobe",
                                f"in the {f.lobe} lobe of the liver"]))
@@ -152,7 +140,7 @@ def _location_words(f: LesionFacts, rng) -> str:
 def render(target: LesionFacts, attrs: set[str], comparative: tuple[str, str] | None, group_size: int,
            rng, *, paper_style: bool = False) -> str:
     """Words for the chosen attributes (and comparative) of ``target``."""
-    noun = str(rng.choice(_TYPE_NOUN[target.lesion_type])) if "type" in attrs else _generic_noun(target, rng)
+    noun = str(rng.choice(TYPE_NOUNS[target.lesion_type])) if "type" in attrs else _generic_noun(target, rng)
     if comparative is not None and "type" not in attrs and "shape" not in attrs and rng.uniform() < 0.2:
         noun = "one"  # "the larger one in the right lobe"
     pre: list[str] = []
@@ -167,9 +155,9 @@ def render(target: LesionFacts, attrs: set[str], comparative: tuple[str, str] | 
     if "shape" in attrs:
         pre.append(target.shape)
     if "density" in attrs:
-        pre.append(str(rng.choice(_DENSITY[target.density])))
+        pre.append(str(rng.choice(DENSITY_WRITTEN[target.density])))
     if "boundary" in attrs:
-        phrase = str(rng.choice(_BOUNDARY[target.boundary]))
+        phrase = str(rng.choice(BOUNDARY_PHRASES[target.boundary]))
         if rng.uniform() < 0.35:
             pre.insert(len(pre) - ("density" in attrs), "well-defined" if target.boundary == "clear" else "ill-defined")
         else:
@@ -184,7 +172,7 @@ def render(target: LesionFacts, attrs: set[str], comparative: tuple[str, str] | 
     if loc:
         post.append(loc)
     if "near" in attrs:
-        post.append(str(rng.choice(_NEAR[target.near[0]])))
+        post.append(str(rng.choice(NEAR_PHRASES[target.near[0]])))
     if "ap" in attrs:
         post.append(str(rng.choice([f"{target.ap}ly", f"in the {target.ap} part of the liver"])))
     if size_post:
@@ -192,7 +180,7 @@ def render(target: LesionFacts, attrs: set[str], comparative: tuple[str, str] | 
     use_plural = comparative is not None and comparative[0] == "size" and group_size == 2 and rng.uniform() < 0.4
     if use_plural:
         # "the larger of the two hypodense lesions in the right lobe"
-        head = f"the {comparative[1]} of the two " + " ".join(pre[1:] + [_PLURAL.get(noun, noun + 's')])
+        head = f"the {comparative[1]} of the two " + " ".join(pre[1:] + [PLURALS.get(noun, noun + 's')])
     else:
         article = "the" if (comparative is not None or not paper_style) else ("an" if (pre + [noun])[0][0] in "aeiouAEIOU" else "a")
         head = " ".join([article] + pre + [noun])

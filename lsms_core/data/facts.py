@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from lsms_core.data.vocabulary import LOBE_OF_SEGMENT
+from lsms_core.data.vocabulary import SEGMENTS as SEGMENT_NAMES
 from lsms_core.measure import MeasureError, measure_2d, relative_density, ring_mask
 
-SEGMENT_NAMES = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
-LOBE_OF_SEGMENT = {"I": "caudate", "II": "left", "III": "left", "IV": "left",
-                   "V": "right", "VI": "right", "VII": "right", "VIII": "right"}
 #: lesions smaller than this on a slice are not referred to (a few pixels at a lesion's pole)
 MIN_LONG_AXIS_MM = 3.0
 MIN_PIXELS = 6

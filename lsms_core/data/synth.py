@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lsms_core.data.vocabulary import LESION_TYPES, SEGMENTS  # noqa: F401  (re-exported)
 from lsms_core.errors import LSMSError
 
 # ---------------------------------------------------------------------------------------------- labels
@@ -38,9 +39,7 @@ ORGAN_NAMES = {
     TABLE: "table", TABLE_CORE: "table core", CALCIUM: "calcification",
 }
 #: Couinaud segments as label numbers 1..8 in the segment map (0 = not liver).
-SEGMENTS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
 PHASES = ("non-contrast", "arterial", "portal venous", "delayed")
-LESION_TYPES = ("cyst", "hemangioma", "hcc", "metastasis", "fnh")
 
 # Mean HU of each structure per phase (non-contrast, arterial, portal venous, delayed): textbook values.
 _HU = {

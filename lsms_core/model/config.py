@@ -53,6 +53,10 @@ class LSMSConfig:
     # liver, channel 1 every lesion on the slice. They give the engine its candidates and the liver their
     # facts are measured against, in the same forward pass. 0 = none (the paper's network).
     aux_heads: int = 0
+    # The referred lesion as a selection among the lesions: the referring logit is the classifier's plus
+    # the (gradient-stopped) every-lesion logit, so the words only have to say which lesions to suppress
+    # (ours; needs aux_heads). A network trained from scratch otherwise predicts nothing for a long while.
+    referring_from_lesions: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -81,6 +85,8 @@ class LSMSConfig:
             raise ConfigError("backbone", f"{self.backbone!r} is not one of {', '.join(BACKBONES)}")
         if self.aux_heads not in (0, 2):
             raise ConfigError("aux_heads", "must be 0 (none) or 2 (liver and all-lesion maps)")
+        if self.referring_from_lesions and not self.aux_heads:
+            raise ConfigError("referring_from_lesions", "needs aux_heads (the every-lesion map it selects from)")
         if self.num_classes not in (1, 2):
             raise ConfigError("num_classes", "must be 2 (two-class softmax) or 1 (a single logit)")
 

@@ -43,12 +43,17 @@ class LSMS(nn.Module):
         lang = self.text_adapter(text_feats.to(images.dtype))
         features = self.encoder(images, lang, text_mask)
         logits_s4, pixel_feats = self.decoder(features)
+        aux_s4 = self.aux_head(pixel_feats) if self.cfg.aux_heads else None
+        if self.cfg.referring_from_lesions:
+            lesions = aux_s4[:, 1:2].detach()
+            logits_s4 = logits_s4 + (torch.cat([torch.zeros_like(lesions), lesions], 1)
+                                     if logits_s4.shape[1] == 2 else lesions)
         logits = F.interpolate(logits_s4, size=images.shape[-2:], mode="bilinear", align_corners=False)
         if return_aux:
             out = {"logits": logits, "pixel_feats": pixel_feats}
-            if self.cfg.aux_heads:
-                out["aux_logits"] = F.interpolate(self.aux_head(pixel_feats), size=images.shape[-2:],
-                                                  mode="bilinear", align_corners=False)
+            if aux_s4 is not None:
+                out["aux_logits"] = F.interpolate(aux_s4, size=images.shape[-2:], mode="bilinear",
+                                                  align_corners=False)
             return out
         return logits
 

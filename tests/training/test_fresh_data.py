@@ -26,7 +26,7 @@ def test_same_epoch_replays_and_new_epoch_draws_new_cases():
     s = stream()
     a, b = batches(s, 1), batches(s, 1)
     assert [x["texts"] for x in a] == [x["texts"] for x in b]
-    assert all(torch.equal(x["x"], y["x"]) and torch.equal(x["target"], y["target"]) for x, y in zip(a, b))
+    assert all(torch.equal(x["x"], y["x"]) and torch.equal(x["target"], y["target"]) for x, y in zip(a, b, strict=True))
     c = batches(s, 2)
     assert [x["texts"] for x in a] != [x["texts"] for x in c]
 

@@ -1,0 +1,147 @@
+"""Every lesion the network sees on a slice, with the facts a radiologist would state about it.
+
+Candidates are the connected regions of the network's text-free lesion map (the ``aux_heads`` channel
+that is trained on every lesion of a slice whatever the words say); for a network without that head, the
+regions of its referring map at a lower threshold (the words then still shape which regions appear, so
+such candidates are fewer and less reliable; the engine says which source it used). Each candidate gets
+the facts of ``lsms_core.data.facts.slice_facts`` (long/short axis, area, density against the liver
+around it, lobe and segment estimate, anterior/posterior, shape, boundary, dome/hilum/capsule), measured
+against the network's liver map, its mean HU, and the network's referring score: the mean of the
+text-conditioned probability over the region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: a region smaller than this on the slice is noise, not a lesion a radiologist would name
+MIN_AREA_MM2 = 12.0
+LESION_THRESHOLD = 0.5
+FALLBACK_THRESHOLD = 0.3
+LIVER_THRESHOLD = 0.5
+
+
+@dataclass
+class Candidate:
+    number: int  # 1-based, as drawn on the image (largest first)
+    mask: np.ndarray  # bool (H, W), or (K, H, W) for a 3-D region
+    slice_index: int  # the slice its facts are measured on (the largest cross-section)
+    facts: object  # lsms_core.data.facts.LesionFacts
+    mean_hu: float
+    net_score: float = 0.0  # mean referring probability over the region, in [0, 1]
+    fact_score: float = 0.0  # how well the expression's words fit the facts, in [0, 1]
+    score: float = 0.0
+    unmet: list[str] = field(default_factory=list)  # words its facts contradict
+    slices: tuple[int, int] | None = None  # first and last slice of a 3-D region
+    volume_ml: float | None = None
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1), corners inclusive, of the region on its measured slice."""
+        m = self.mask if self.mask.ndim == 2 else self.mask[self.slice_index]
+        rows, cols = np.nonzero(m)
+        return int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max())
+
+    def summary(self) -> dict:
+        f = self.facts
+        d = {"number": self.number, "slice": self.slice_index, "long_axis_mm": round(f.long_mm, 1),
+             "short_axis_mm": round(f.short_mm, 1), "area_mm2": round(f.area_mm2, 1), "mean_hu": round(self.mean_hu, 1),
+             "density": f.density, "lobe": f.lobe, "segment": f.segment, "ap": f.ap, "shape": f.shape,
+             "boundary": f.boundary, "near": list(f.near), "net_score": round(self.net_score, 3),
+             "fact_score": round(self.fact_score, 3), "score": round(self.score, 3), "unmet": list(self.unmet),
+             "box": list(self.box)}
+        if self.slices is not None:
+            d["slices"] = list(self.slices)
+            d["volume_ml"] = None if self.volume_ml is None else round(self.volume_ml, 2)
+        return d
+
+
+def _lobe_from_side(facts, image_hu: np.ndarray) -> None:
+    """Without a liver map no segment can be estimated; the side of the body's midline still tells the
+    lobe to the accuracy the words "right lobe" / "left lobe" need (left-lobe lesions lie left of it)."""
+    from lsms_core.data.facts import body_midline
+
+    if facts.lobe is None:
+        mid = body_midline(image_hu)
+        if mid is not None:
+            facts.lobe = "right" if facts.centroid[1] < mid else "left"
+
+
+def _regions(mask: np.ndarray, min_pixels: int) -> list[np.ndarray]:
+    from scipy import ndimage
+
+    lab, n = ndimage.label(mask)
+    if n == 0:
+        return []
+    sizes = np.bincount(lab.ravel())[1:]
+    order = np.argsort(-sizes, kind="stable")
+    return [lab == i + 1 for i in order if sizes[i] >= min_pixels]
+
+
+def slice_candidates(image_hu: np.ndarray, probs: np.ndarray, lesion_probs: np.ndarray | None,
+                     liver_probs: np.ndarray | None, spacing: tuple[float, float], *, z_frac: float | None = None,
+                     slice_index: int = 0) -> tuple[list[Candidate], str]:
+    """Candidates on one slice, and which map they came from ("lesion map" or "referring map")."""
+    from lsms_core.data.facts import slice_facts
+
+    source = "lesion map" if lesion_probs is not None else "referring map at a lower threshold"
+    region_map = lesion_probs > LESION_THRESHOLD if lesion_probs is not None else probs > FALLBACK_THRESHOLD
+    min_pixels = max(6, int(np.ceil(MIN_AREA_MM2 / (spacing[0] * spacing[1]))))
+    regions = _regions(region_map, min_pixels)
+    if not regions:
+        return [], source
+    liver = liver_probs > LIVER_THRESHOLD if liver_probs is not None else None
+    if liver is not None:
+        liver = liver | region_map  # a lesion is part of the liver it sits in
+    masks = {f"c{i + 1}": m for i, m in enumerate(regions)}
+    facts = {f.lesion_id: f for f in slice_facts(image_hu, masks, spacing, liver=liver, z_frac=z_frac)}
+    out = []
+    for key, m in masks.items():
+        if key not in facts:
+            continue  # too small to measure
+        _lobe_from_side(facts[key], image_hu)
+        out.append(Candidate(len(out) + 1, m, slice_index, facts[key], float(np.mean(image_hu[m])),
+                             net_score=float(probs[m].mean())))
+    return out, source
+
+
+def volume_candidates(volume_hu: np.ndarray, probs: np.ndarray, lesion_probs: np.ndarray | None,
+                      liver_probs: np.ndarray | None, spacing_zyx: tuple[float, float, float],
+                      slice_offset: int = 0) -> tuple[list[Candidate], str]:
+    """3-D candidates over a run of consecutive slices: connected regions of the lesion map in 3-D, each
+    measured on its largest cross-section (facts), scored over the whole region."""
+    from lsms_core.data.facts import slice_facts
+
+    source = "lesion map" if lesion_probs is not None else "referring map at a lower threshold"
+    region_map = lesion_probs > LESION_THRESHOLD if lesion_probs is not None else probs > FALLBACK_THRESHOLD
+    sz, sy, sx = spacing_zyx
+    min_pixels = max(6, int(np.ceil(MIN_AREA_MM2 / (sy * sx))))
+    liver = liver_probs > LIVER_THRESHOLD if liver_probs is not None else None
+    z_fracs = _liver_z_fractions(liver) if liver is not None else [None] * len(volume_hu)
+    out = []
+    for region in _regions(region_map, min_pixels):
+        areas = region.reshape(len(region), -1).sum(1)
+        k = int(np.argmax(areas))
+        live = liver[k] | region_map[k] if liver is not None else None
+        found = slice_facts(volume_hu[k], {"c": region[k]}, (sy, sx), liver=live, z_frac=z_fracs[k])
+        if not found:
+            continue
+        _lobe_from_side(found[0], volume_hu[k])
+        ks = np.nonzero(areas)[0]
+        out.append(Candidate(len(out) + 1, region, k, found[0], float(np.mean(volume_hu[region])),
+                             net_score=float(probs[region].mean()),
+                             slices=(int(ks[0]) + slice_offset, int(ks[-1]) + slice_offset),
+                             volume_ml=float(region.sum()) * sz * sy * sx / 1000.0))
+    return out, source
+
+
+def _liver_z_fractions(liver: np.ndarray) -> list[float | None]:
+    """Per slice, 0 at the liver's top (the dome) to 1 at its lowest slice, when the run shows both ends;
+    slices run towards the head with the index (the Volume convention)."""
+    present = np.nonzero(liver.reshape(len(liver), -1).sum(1) > 50)[0]
+    if len(present) < 3 or present[0] == 0 or present[-1] == len(liver) - 1:
+        return [None] * len(liver)  # the run cuts the liver: where its dome is cannot be told
+    top, bottom = present[-1], present[0]
+    return [float(np.clip((top - k) / max(1, top - bottom), 0.0, 1.0)) for k in range(len(liver))]

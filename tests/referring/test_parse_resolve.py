@@ -1,0 +1,126 @@
+"""The words against the candidates: parsing with the generator's vocabulary, and the resolver alone."""
+
+import numpy as np
+import pytest
+
+from lsms_core.data.expressions import compose_expressions
+from lsms_core.data.synth import synth_case
+from lsms_core.data.synth_dataset import case_samples
+from lsms_core.evaluate import is_comparative
+from lsms_core.referring.candidates import Candidate, slice_candidates
+from lsms_core.referring.parse import parse_expression
+from lsms_core.referring.resolve import resolve
+
+
+def generated_slices(n_cases=12, seed=9000, min_lesions=2):
+    """(case, slice index, samples of that slice) for slices with at least ``min_lesions`` lesions."""
+    for ci in range(n_cases):
+        case = synth_case(seed + ci, size=192, n_slices=10)
+        by_slice = {}
+        for s in case_samples(case, np.random.default_rng(ci)):
+            by_slice.setdefault(s["slice"], []).append(s)
+        for k, samples in by_slice.items():
+            if len(samples) >= min_lesions:
+                yield case, k, samples
+
+
+def test_every_generated_phrase_is_read_back():
+    """Whatever the generator writes, the parser reads: no unknown word, and the stated facts agree."""
+    checked = 0
+    for _case, _k, samples in generated_slices(n_cases=8, min_lesions=1):
+        for s in samples:
+            f = s["facts"]
+            for text, _ in s["expressions"]:
+                req = parse_expression(text)
+                assert not req.unknown, (text, req.unknown)
+                assert req.mentions_lesion
+                if req.density:
+                    assert req.density == f.density, text
+                if req.segments and not f.segment_estimated:
+                    assert f.segment in req.segments, text
+                if req.size_mm and not is_comparative(text):
+                    assert abs(req.size_mm - f.long_mm) <= max(1.0, 0.06 * f.long_mm), text
+                checked += 1
+    assert checked > 200
+
+
+@pytest.mark.parametrize("text, density, segments, comparative", [
+    ("the smaller low-density nodule in the right lobe", "hypo", (), ("size", -1)),
+    ("the 1.1 cm hyperattenuating lesion in the right posterior section", "hyper", ("VI", "VII"), None),
+    ("the most anterior isodense lesion in S4 of the left lobe", "iso", ("IV",), ("row", -1)),
+    ("the more right-sided hypodense lesion in segment VIII", "hypo", ("VIII",), ("col", -1)),
+    ("the larger of the two hypodense lesions in segment I (the caudate lobe)", "hypo", ("I",), ("size", 1)),
+])
+def test_parse_reads_density_location_and_comparatives(text, density, segments, comparative):
+    req = parse_expression(text)
+    assert (req.density, req.segments, req.comparative) == (density, segments, comparative)
+    assert not req.unknown
+
+
+@pytest.mark.parametrize("text", ["asdkjh qwpoeiru", "garden seven quickly", "zzz", "blue window tomorrow"])
+def test_nonsense_names_no_lesion(text):
+    assert not parse_expression(text).mentions_lesion
+
+
+def true_candidates(case, k, samples):
+    """Candidates whose facts are the generator's (the facts its expressions were written from)."""
+    ids, cands = [], []
+    for s in samples:
+        m = s["mask"]
+        cands.append(Candidate(len(cands) + 1, m, k, s["facts"], float(case.ct[k][m].mean())))
+        ids.append(s["lesion_id"])
+    return ids, cands
+
+
+def test_comparatives_pick_the_right_candidate_with_the_resolver_alone():
+    right = total = 0
+    for case, k, samples in generated_slices():
+        ids, cands = true_candidates(case, k, samples)
+        for s in samples:
+            rng = np.random.default_rng(len(s["expressions"]) + k)
+            texts = [t for t, _ in s["expressions"] + compose_expressions(s["facts"], [c.facts for c in cands], rng)
+                     if is_comparative(t)]
+            for text in texts:
+                res = resolve(text, cands, use_net=False)
+                total += 1
+                right += res.chosen is not None and ids[res.chosen.number - 1] == s["lesion_id"]
+    assert total >= 20
+    assert right / total >= 0.95, f"{right}/{total}"
+
+
+def test_hard_words_that_fit_no_candidate_are_not_found():
+    for case, k, samples in generated_slices(n_cases=6):
+        _, cands = true_candidates(case, k, samples)
+        if any(c.facts.calcified for c in cands):
+            continue
+        res = resolve("the calcified lesion", cands, use_net=False)
+        assert res.status == "not found" and "calcified" in res.reason
+        densities = {c.facts.density for c in cands}
+        for d, word in (("hyper", "hyperdense"), ("hypo", "hypodense")):
+            if d not in densities and None not in densities:
+                assert resolve(f"the {word} lesion", cands, use_net=False).status == "not found"
+        assert resolve("asdkjh qwpoeiru", cands).status == "not found"
+        assert resolve("the cyst in the left kidney", cands).status == "not found"
+        return
+    pytest.fail("no generated slice without calcification")
+
+
+def test_candidates_from_masks_carry_the_generators_facts():
+    """Facts measured on candidates (from the lesion map, liver map given) agree with the generator's."""
+    checked = 0
+    for case, k, samples in generated_slices(n_cases=6):
+        sp = (case.spacing[1], case.spacing[0])
+        lesion_map = np.zeros(case.ct[k].shape, np.float32)
+        for s in samples:
+            lesion_map[s["mask"]] = 1.0
+        cands, source = slice_candidates(case.ct[k], lesion_map, lesion_map, case.liver[k].astype(np.float32), sp)
+        assert source == "lesion map"
+        for s in samples:
+            f = s["facts"]
+            best = max(cands, key=lambda c: (c.mask & s["mask"]).sum())
+            if not np.array_equal(best.mask, s["mask"]):
+                continue  # touching lesions merge, a lesion cut in two pieces splits: nothing to compare
+            assert abs(best.facts.long_mm - f.long_mm) <= 0.15 * f.long_mm
+            assert best.facts.density == f.density
+            checked += 1
+    assert checked >= 10
