@@ -148,7 +148,6 @@ def run(args) -> int:
     import numpy as np
 
     from lsms_core.cli.main import UsageError
-    from lsms_core.errors import LSMSError
     from lsms_core.volume import LabelInfo, check_target, load_mask, load_volume, save_mask, sidecar_path
 
     reference = None
@@ -168,6 +167,10 @@ def run(args) -> int:
         out = Path(args.out) if args.out else _default_out(src)
     if args.batch is not None and args.batch < 1:
         raise UsageError("--batch", "must be at least 1")
+    if args.threshold is not None:
+        from lsms_core.checks import check_threshold
+
+        check_threshold(args.threshold, "--threshold", UsageError)
 
     started = time.perf_counter()
     bar = _progress_bar(1000, "loading")
@@ -178,10 +181,9 @@ def run(args) -> int:
         bar.close()
     for message in vol.warnings:
         print(f"warning: {message}", file=sys.stderr)
-    # Refuse a bad output (the input itself, a read-only folder) before the expensive part.
-    check_target(out, vol)
-    if out.exists() and not args.overwrite:
-        raise LSMSError(out, "exists already; pass --overwrite to replace it (or choose another --out)")
+    # Refuse a bad output (a file of the input, a read-only folder, a sidecar that is not ours, an existing
+    # output without --overwrite) before the expensive part.
+    check_target(out, vol, overwrite=args.overwrite, sidecar=True)
     start, stop = parse_slices(args.slices, vol.shape[0])
 
     from lsms_core.engine import Segmenter
@@ -213,7 +215,7 @@ def run(args) -> int:
                       {"checkpoint": seg.name, "trained": seg.trained, "slices": [start, stop],
                        "regions": "all" if args.all_regions else "most probable connected region",
                        "threshold": float(args.threshold if args.threshold is not None else seg.config.threshold)})
-    written = save_mask(mask, vol, out, labels=[label])
+    written = save_mask(mask, vol, out, labels=[label], overwrite=args.overwrite)
     seconds = time.perf_counter() - started
 
     print(f'expression: "{expression}"')

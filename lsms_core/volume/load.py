@@ -32,6 +32,8 @@ from lsms_core.volume.volume import Volume
 from lsms_core.volume.write import volume_extension
 
 _ITK_EXTENSIONS = (".nrrd", ".nhdr", ".mha", ".mhd")
+_HEADER_READ_LIMIT = 1 << 20  # a detached header is text of a few KiB; never read a huge file to find out
+_MAX_DATA_FILES = 100000
 _NIFTI_EXTENSIONS = (".nii", ".nii.gz")
 SUPPORTED = "a DICOM folder or file, NIfTI (.nii/.nii.gz), NRRD (.nrrd/.nhdr) or MetaImage (.mha/.mhd)"
 
@@ -312,18 +314,35 @@ def _load_itk(path: Path) -> tuple[Volume, tuple[Path, ...]]:
 
 
 def _detached_data_files(header: Path) -> list[Path]:
-    """Data files named by a .mhd/.nhdr header, so writers can refuse to overwrite them."""
-    out = []
+    """Data files named by a .mhd/.nhdr header, so writers can refuse to overwrite them: one file, a
+    ``LIST`` of files on the lines that follow, or a printf pattern with its first, last and step."""
+    out: list[Path] = []
     try:
-        text = header.read_text(encoding="latin-1", errors="replace")[:20000]
+        with open(header, "rb") as f:
+            text = f.read(_HEADER_READ_LIMIT).decode("latin-1")
     except OSError:
         return out
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for n, line in enumerate(lines):
         key, _, value = line.partition("=") if "=" in line else line.partition(":")
-        if key.strip().lower() in ("elementdatafile", "data file", "datafile") and value.strip():
-            name = value.strip().split()[0]
-            if name.upper() not in ("LOCAL", "LIST"):
-                out.append(header.parent / name)
+        if key.strip().lower() not in ("elementdatafile", "data file", "datafile") or not value.strip():
+            continue
+        parts = value.split()
+        if parts[0].upper() == "LOCAL":
+            continue
+        if parts[0].upper() == "LIST":
+            out.extend(header.parent / name.strip() for name in lines[n + 1:] if name.strip())
+        elif "%" in parts[0] and len(parts) >= 3:
+            try:
+                first, last = int(parts[1]), int(parts[2])
+                step = int(parts[3]) if len(parts) > 3 else 1
+                names = [parts[0] % i for i in range(first, last + (1 if step > 0 else -1), step or 1)]
+            except (ValueError, TypeError):
+                names = [parts[0]]
+            out.extend(header.parent / name for name in names[:_MAX_DATA_FILES])
+        else:
+            out.append(header.parent / value.strip())
+        break
     return out
 
 
