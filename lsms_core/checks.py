@@ -1,4 +1,4 @@
-"""Checks of the numbers that decide what a mask looks like: threshold, CT window, normalisation.
+"""Checks of the values that decide what a mask looks like: threshold, CT window, normalisation, words.
 
 Each returns the value as a clean float (or tuple) or raises with the field named. A NaN threshold, a
 window of width 0 or a zero standard deviation do not fail anywhere downstream: they silently give empty
@@ -53,3 +53,14 @@ def check_normalization(value: object, what: object = "normalization",
             raise error(f"{what}.std", f"must be positive (a zero divides by zero), got {entry!r}")
         out[key] = numbers
     return out
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be an expression (a lone surrogate, a control character), or None."""
+    for ch in text:
+        code = ord(ch)
+        if 0xD800 <= code <= 0xDFFF:
+            return f"holds an unpaired surrogate U+{code:04X} (not valid Unicode text)"
+        if (code < 0x20 and ch not in "\t\n\r") or 0x7F <= code < 0xA0:
+            return f"holds the control character U+{code:04X}"
+    return None
