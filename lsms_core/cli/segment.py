@@ -9,7 +9,6 @@ expression; the input is never overwritten, an existing output only with ``--ove
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -83,8 +82,10 @@ def _demo_case(args) -> tuple[Path, str, Path | None]:
     if not recipe.is_file():
         raise LSMSError(recipe, "the demo case is not installed in this copy (missing file); "
                                 "run on your own CT: lsms segment CT --expression ...")
+    from lsms_core.bounded_read import read_json
+
+    data = read_json(recipe, 1 << 20, LSMSError, "demo recipe")
     try:
-        data = json.loads(recipe.read_text(encoding="utf-8"))
         ct = folder / data["ct"]
         expression = str(data["expression"])
     except (OSError, ValueError, KeyError, TypeError) as exc:

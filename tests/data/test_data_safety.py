@@ -207,3 +207,18 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     proc.stdout.close()  # `| head` that has read enough
     err = proc.stderr.read().decode()
     assert proc.wait(120) == 141 and err == "", err
+
+
+def test_lvit_import_refuses_an_oversized_image_before_decoding(tmp_path, capsys):
+    from PIL import Image
+
+    images, masks = tmp_path / "img", tmp_path / "labelcol"
+    images.mkdir()
+    masks.mkdir()
+    (images / "study_0001_0.png").write_bytes(_png_header(12000, 12000, rows=12000))
+    Image.fromarray(np.zeros((40, 50), np.uint8)).save(masks / "mask_study_0001_0.png")
+    (tmp_path / "text.csv").write_text("Image,Description\nstudy_0001_0.png,the lesion EOF\n")
+    assert main(["data", "import-lvit", "--images", str(images), "--masks", str(masks), "--text",
+                 str(tmp_path / "text.csv"), "--out", str(tmp_path / "ds")]) == 0
+    out = capsys.readouterr().out  # the importer lists what it skipped, and why
+    assert "imported 0 samples" in out and "skipped:" in out and "study_0001_0.png: is 12000x12000" in out
