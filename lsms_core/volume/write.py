@@ -91,7 +91,7 @@ def _input_files(reference: Volume | None) -> list[Path]:
         inputs.append(Path(reference.source))
     if reference.source_grid is not None:
         inputs.extend(Path(f) for f in reference.source_grid.files)
-    inputs.extend([sidecar_path(f) for f in inputs if volume_extension(f)])
+    inputs.extend([side for f in inputs if volume_extension(f) and (side := sidecar_path(f)).exists()])
     return inputs
 
 
