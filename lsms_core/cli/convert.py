@@ -63,9 +63,9 @@ def run(args) -> int:
         print(f"warning: {message}", file=sys.stderr)
     on_source = args.layout == "source"
     if args.mask:
-        written = save_mask(vol.array, vol, out, on_source_grid=on_source)
+        written = save_mask(vol.array, vol, out, on_source_grid=on_source, overwrite=args.overwrite)
     else:
-        written = save_volume(vol, out, on_source_grid=on_source)
+        written = save_volume(vol, out, on_source_grid=on_source, overwrite=args.overwrite)
     x, y, z = vol.spacing
     print(f"wrote {written}  ({vol.shape[2]}x{vol.shape[1]}x{vol.shape[0]} voxels of {x:.3g}x{y:.3g}x{z:.3g} mm, "
           f"{vol.array.dtype}, {'source' if on_source else 'LPS'} layout)")

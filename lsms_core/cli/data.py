@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lesion-label", type=int, help="only voxels with this label are lesions (LiTS: 2)")
     p.add_argument("--organ-label", type=int, help="only voxels with this label are the organ (default: non-zero)")
     p.add_argument("--append", action="store_true", help="add to an existing dataset")
-    p.add_argument("--case-id", help="case id (default: from the CT file name)")
+    p.add_argument("--case-id", help="case id (default: the next free caseNNN; never taken from the file or "
+                                     "folder name, which may hold the patient's name)")
     p.add_argument("--split", choices=["train", "val", "test"], default="train")
     p.add_argument("--seed", type=int, default=0, help="seed for the wording of expressions")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -110,8 +111,14 @@ def _check(args) -> int:
     if args.json:
         print(json.dumps(report, sort_keys=True))
     else:
-        print(format_report(report))
-    return 0 if not report["problems"] else 1
+        print(format_report(report, with_problems=False))
+    # The CLI's convention for a refused input: one error line per problem on stderr, status 2.
+    sys.stdout.flush()
+    for problem in report["problems"]:
+        for line in problem.splitlines():
+            if line.strip():
+                print(f"error: {line.strip()}", file=sys.stderr)
+    return 2 if report["problems"] else 0
 
 
 def _preview(args) -> int:

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="partial-text protocol: 1.0, 0.5, 0.25 (the paper's), 0 = no words; default: "
                              "every expression as written")
     parser.add_argument("--json", dest="json_out", metavar="OUT", help="write the full result as JSON here")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --json OUT if it exists (never a file of the dataset or the checkpoint)")
     parser.add_argument("--overlays", metavar="DIR", help="write overlay PNGs of the worst cases here")
     parser.add_argument("--worst", type=int, default=16, help="number of overlay PNGs (default 16)")
     parser.add_argument("--threshold", type=float, help="probability threshold (default: the checkpoint's)")
@@ -75,15 +77,54 @@ def format_table(result: dict) -> list[str]:
     return lines
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def _protected_files(dataset, checkpoint_folder: Path) -> list[Path]:
+    """What --json must never replace: the dataset's own files and the checkpoint's."""
+    files = [dataset.root / "dataset.json", dataset.root / "manifest.jsonl"]
+    for s in dataset.samples:
+        files += [dataset.image_path(s), dataset.mask_path(s)]
+    if checkpoint_folder.is_dir():
+        files += [p for p in checkpoint_folder.iterdir() if p.is_file()]
+    return files
+
+
+def check_json_target(out: Path, dataset, checkpoint_folder: Path, overwrite: bool) -> None:
+    """Refuse --json OUT before the evaluation runs: a file of the inputs always, an existing file
+    without --overwrite, a folder or a missing parent never."""
+    for protected in _protected_files(dataset, checkpoint_folder):
+        if _same_file(out, protected):
+            raise LSMSError(out, f"is a file of the {'dataset' if dataset.root in protected.parents else 'checkpoint'}"
+                                 "; refusing to overwrite it (choose another --json path)")
+    if out.is_dir():
+        raise LSMSError(out, "is a folder, not a file name")
+    if out.exists() and not overwrite:
+        raise LSMSError(out, "exists already; pass --overwrite to replace it (or choose another --json path)")
+
+
 def run(args) -> int:
     import sys
 
+    from lsms_core.checkpoint import resolve_checkpoint
+    from lsms_core.checks import check_threshold
+    from lsms_core.cli.main import UsageError
     from lsms_core.data.format import read_dataset
     from lsms_core.engine import Segmenter
     from lsms_core.evaluate import evaluate
 
     if args.text_fraction is not None and not 0.0 <= args.text_fraction <= 1.0:
         raise LSMSError("--text-fraction", f"must be between 0 and 1, got {args.text_fraction}")
+    if args.batch_size < 1:
+        raise UsageError("--batch-size", f"must be at least 1, got {args.batch_size}")
+    if args.worst < 0:
+        raise UsageError("--worst", f"must be 0 or more, got {args.worst}")
+    if args.threshold is not None:
+        check_threshold(args.threshold, "--threshold", UsageError)
     data = Path(args.data)
     if (data / "PATIENT_DICOM").is_dir() and (data / "MASKS_DICOM.zip").is_file():
         from lsms_core.data.ircad import lesion_dataset, read_ircad
@@ -93,6 +134,8 @@ def run(args) -> int:
     else:
         dataset = read_dataset(args.data)
         split = args.split
+    if args.json_out:
+        check_json_target(Path(args.json_out), dataset, resolve_checkpoint(args.checkpoint), args.overwrite)
     seg = Segmenter.from_checkpoint(args.checkpoint, device=args.device, threads=args.threads)
     bar = None
     if not args.quiet:

@@ -67,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        return _reader_went_away()
     except LSMSError as exc:
         if debug:
             raise
@@ -81,6 +85,19 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: internal: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
         return 1
+
+
+def _reader_went_away() -> int:
+    """``lsms ... | head``: the reader closed the pipe. Stop quietly with the status a program killed by
+    SIGPIPE has (128 + 13), as shell tools do; the rest of the output has nowhere to go."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the final flush at exit cannot fail again
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ expression; the input is never overwritten, an existing output only with ``--ove
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -88,8 +87,10 @@ def _demo_case(args) -> tuple[Path, str, Path | None]:
     if not recipe.is_file():
         raise LSMSError(recipe, "the demo case is not installed in this copy (missing file); "
                                 "run on your own CT: lsms segment CT --expression ...")
+    from lsms_core.bounded_read import read_json
+
+    data = read_json(recipe, 1 << 20, LSMSError, "demo recipe")
     try:
-        data = json.loads(recipe.read_text(encoding="utf-8"))
         ct = folder / data["ct"]
         expression = str(data["expression"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -153,7 +154,6 @@ def run(args) -> int:
     import numpy as np
 
     from lsms_core.cli.main import UsageError
-    from lsms_core.errors import LSMSError
     from lsms_core.volume import LabelInfo, check_target, load_mask, load_volume, save_mask, sidecar_path
 
     reference = None
@@ -173,6 +173,10 @@ def run(args) -> int:
         out = Path(args.out) if args.out else _default_out(src)
     if args.batch is not None and args.batch < 1:
         raise UsageError("--batch", "must be at least 1")
+    if args.threshold is not None:
+        from lsms_core.checks import check_threshold
+
+        check_threshold(args.threshold, "--threshold", UsageError)
 
     started = time.perf_counter()
     bar = _progress_bar(1000, "loading")
@@ -183,10 +187,9 @@ def run(args) -> int:
         bar.close()
     for message in vol.warnings:
         print(f"warning: {message}", file=sys.stderr)
-    # Refuse a bad output (the input itself, a read-only folder) before the expensive part.
-    check_target(out, vol)
-    if out.exists() and not args.overwrite:
-        raise LSMSError(out, "exists already; pass --overwrite to replace it (or choose another --out)")
+    # Refuse a bad output (a file of the input, a read-only folder, a sidecar that is not ours, an existing
+    # output without --overwrite) before the expensive part.
+    check_target(out, vol, overwrite=args.overwrite, sidecar=True)
     start, stop = parse_slices(args.slices, vol.shape[0])
 
     from lsms_core.engine import Segmenter
@@ -228,7 +231,7 @@ def run(args) -> int:
                        "regions": "all" if args.all_regions else "the candidate the words refer to",
                        "status": referral.status, "stages": referral.stages,
                        "threshold": float(args.threshold if args.threshold is not None else seg.config.threshold)})
-    written = save_mask(mask, vol, out, labels=[label])
+    written = save_mask(mask, vol, out, labels=[label], overwrite=args.overwrite)
     seconds = time.perf_counter() - started
 
     print(f'expression: "{expression}"')

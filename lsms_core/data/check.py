@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -12,6 +13,11 @@ from lsms_core.data.format import read_dataset
 from lsms_core.errors import DatasetError
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+
+
+def _positive_number(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and value > 0)
 
 
 def _quant(values) -> dict:
@@ -33,9 +39,14 @@ def check_dataset(root: str | Path, *, read_files: bool = True, top_words: int =
     diam: list[float] = []
     empty = 0
     for s in ds.samples:
+        d = s.attributes.get("diameter_mm")
+        if d is not None and not _positive_number(d):
+            problems.append(f"{s.where}: attributes.diameter_mm must be a positive number of millimetres, "
+                            f"got {d!r}")
+            d = None
         if not read_files:
-            if "diameter_mm" in s.attributes:
-                diam.append(float(s.attributes["diameter_mm"]))
+            if d is not None:
+                diam.append(float(d))
             continue
         try:
             image, mask, _ = ds.load_pair(s)
@@ -47,7 +58,6 @@ def check_dataset(root: str | Path, *, read_files: bool = True, top_words: int =
             empty += 1
             problems.append(f"{s.where}: mask {s.mask!r} is empty (no referred lesion)")
             continue
-        d = s.attributes.get("diameter_mm")
         # equivalent-circle diameter when the line does not carry a measured one
         diam.append(float(d) if d is not None else 2.0 * np.sqrt(n * s.spacing[0] * s.spacing[1] / np.pi))
     splits = {}
@@ -71,9 +81,11 @@ def check_dataset(root: str | Path, *, read_files: bool = True, top_words: int =
     }
 
 
-def format_report(r: dict) -> str:
+def format_report(r: dict, with_problems: bool = True) -> str:
+    """The report as text; ``with_problems=False`` leaves the problem lines out (the CLI prints them as
+    ``error:`` lines on stderr)."""
     if "samples" not in r:
-        return "INVALID " + r["root"] + "\n  " + "\n  ".join(r["problems"])
+        return "INVALID " + r["root"] + ("\n  " + "\n  ".join(r["problems"]) if with_problems else "")
     lines = [f"{'OK' if r['valid'] else 'INVALID'} {r['root']} ({r.get('name')}): {r['samples']} samples, "
              f"{r['cases']} cases, {r['expressions']} expressions"]
     for name, s in r["splits"].items():
@@ -82,7 +94,11 @@ def format_report(r: dict) -> str:
     lines.append(f"  expression length (words): {r['expression_words']}")
     lines.append(f"  vocabulary: {r['vocabulary_size']} words; most common: "
                  + ", ".join(f"{w} {c}" for w, c in r["top_words"][:20]))
-    if r["problems"]:
+    if r["problems"] and with_problems:
         lines.append(f"  {len(r['problems'])} problem(s):")
         lines += [f"    {p}" for p in r["problems"][:50]]
+        if len(r["problems"]) > 50:
+            lines.append(f"    ... and {len(r['problems']) - 50} more")
+    elif r["problems"]:
+        lines.append(f"  {len(r['problems'])} problem(s), listed on stderr")
     return "\n".join(lines)

@@ -21,6 +21,7 @@ import math
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from lsms_core.checks import text_problem
 from lsms_core.errors import DatasetError
 
 FORMAT_NAME = "refhl-seg"
@@ -48,6 +50,11 @@ _KNOWN_KEYS = (
     "attributes",
 )
 _MAX_LISTED_ERRORS = 20
+# A CT slice is 512 or 1024 pixels a side; 8192 leaves room for any real 2D image and refuses, before
+# anything is decoded or allocated, the PNG bombs and .npy headers that claim 10^5 x 10^5.
+MAX_IMAGE_SIDE = 8192
+MAX_HEADER_BYTES = 1 << 20
+MAX_MANIFEST_BYTES = 512 << 20
 
 
 @dataclass
@@ -128,6 +135,8 @@ def parse_line(obj: Any, line: int) -> tuple[Sample | None, list[str]]:
         errs.append('"expressions" must be a non-empty list of strings')
     elif not all(isinstance(s, str) and s.strip() for s in ex):
         errs.append('"expressions" must hold only non-empty strings')
+    else:
+        errs.extend(f'"expressions"[{i}]: {e}' for i, s in enumerate(ex) if (e := text_problem(s)))
     sp = obj.get("spacing")
     if not (isinstance(sp, list) and len(sp) == 2 and all(_is_number(s) and s > 0 for s in sp)):
         errs.append(f'"spacing" must be [row_mm, col_mm], two positive numbers, got {sp!r}')
@@ -175,7 +184,13 @@ def read_image_file(path: Path, where: str = "") -> tuple[np.ndarray, bool]:
             raise DatasetError(
                 path, f"{prefix}image must hold numbers (int16 or float32 HU), got {arr.dtype}"
             )
-        return arr.astype(np.float32, copy=False), False
+        arr = arr.astype(np.float32, copy=False)
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            # Training would stop on a NaN loss far from here and evaluation would score garbage.
+            raise DatasetError(path, f"{prefix}image holds {bad} NaN or infinite value(s); a dataset image "
+                                     "must hold finite Hounsfield units")
+        return arr, False
     arr = _load_png(path, prefix, "image")
     return arr, True
 
@@ -194,7 +209,36 @@ def read_mask_file(path: Path, where: str = "") -> np.ndarray:
     return (arr != 0).astype(np.uint8)
 
 
+def _check_npy_header(path: Path, prefix: str, what: str) -> None:
+    """Shape and size from the header, checked against the limits and the file before any allocation."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = fmt.read_array_header_2_0(f)
+            offset = f.tell()
+    except (ValueError, OSError, EOFError) as exc:
+        raise DatasetError(path, f"{prefix}{what} is not a readable .npy array ({exc})") from None
+    if dtype.hasobject:
+        raise DatasetError(path, f"{prefix}{what} is not a readable .npy array (it holds Python objects, "
+                                 "which would need unpickling: never done)")
+    if len(shape) != 2:
+        raise DatasetError(path, f"{prefix}{what} must be a 2D array (rows, cols), got shape {shape}")
+    if max(shape) > MAX_IMAGE_SIDE:
+        raise DatasetError(path, f"{prefix}{what} claims shape {shape}: more than {MAX_IMAGE_SIDE} pixels a side "
+                                 "is not a CT slice")
+    need = offset + int(np.prod(shape)) * dtype.itemsize
+    size = path.stat().st_size
+    if size < need:
+        raise DatasetError(path, f"{prefix}{what} is truncated: its header claims {need} bytes, the file "
+                                 f"holds {size}")
+
+
 def _load_npy(path: Path, prefix: str, what: str) -> np.ndarray:
+    _check_npy_header(path, prefix, what)
     try:
         arr = np.load(path, allow_pickle=False)  # never unpickle a user's file
     except (ValueError, OSError, EOFError) as exc:
@@ -210,8 +254,14 @@ def _load_png(path: Path, prefix: str, what: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # PIL's bomb warning: the size is checked here, before decoding
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
             mode = im.mode
+            if max(im.size) > MAX_IMAGE_SIDE:  # from the header: nothing is decoded yet
+                raise DatasetError(path, f"{prefix}{what} PNG is {im.size[0]}x{im.size[1]}: more than "
+                                         f"{MAX_IMAGE_SIDE} pixels a side is not a CT slice")
             if mode == "P" and what == "mask":
                 arr = np.asarray(im)  # palette indices: non-zero index = lesion
             elif mode in ("L", "1"):
@@ -220,6 +270,8 @@ def _load_png(path: Path, prefix: str, what: str) -> np.ndarray:
                 raise DatasetError(path, f"{prefix}{what} PNG must be 8-bit grayscale, got mode {mode!r}")
     except DatasetError:
         raise
+    except Image.DecompressionBombError as exc:  # raised by Image.open itself, before our size check
+        raise DatasetError(path, f"{prefix}{what} PNG is too large to be a CT slice ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DatasetError(path, f"{prefix}{what} is not a readable PNG ({exc})") from None
     return np.ascontiguousarray(arr)
@@ -315,10 +367,14 @@ class RefDataset:
 
     def load_image(self, sample: Sample) -> tuple[np.ndarray, bool]:
         """(image, windowed): float32 HU for .npy, uint8 for windowed .png."""
-        return read_image_file(self.image_path(sample), sample.where)
+        path = self.image_path(sample)
+        _refuse_outside(self.root, path, f"{sample.where}: image")
+        return read_image_file(path, sample.where)
 
     def load_mask(self, sample: Sample) -> np.ndarray:
-        return read_mask_file(self.mask_path(sample), sample.where)
+        path = self.mask_path(sample)
+        _refuse_outside(self.root, path, f"{sample.where}: mask")
+        return read_mask_file(path, sample.where)
 
     def load_pair(self, sample: Sample) -> tuple[np.ndarray, np.ndarray, bool]:
         """Image, mask and the windowed flag; a mask whose shape differs from the image is an error."""
@@ -342,6 +398,28 @@ class RefDataset:
         return problems
 
 
+def outside_root(root: Path, path: Path) -> Path | None:
+    """Where ``path`` really leads when a link takes it out of ``root`` (None while it stays inside).
+
+    Manifest paths are checked lexically when read (no ``..``, not absolute); this is the check of the
+    file system: a symbolic link inside the dataset that points elsewhere would otherwise hand any file
+    on the machine to training, evaluation overlays and previews.
+    """
+    try:
+        real_root = root.resolve()
+        real = path.resolve()
+    except (OSError, RuntimeError):  # a link loop
+        return path
+    return None if real == real_root or real_root in real.parents else real
+
+
+def _refuse_outside(root: Path, path: Path, what: str) -> None:
+    real = outside_root(root, path)
+    if real is not None:
+        raise DatasetError(path, f"{what} is a link that leads out of the dataset folder (to {real}); "
+                                 "dataset files must stay inside it")
+
+
 def _raise_collected(root: Path, errors: list[str]) -> None:
     shown = errors[:_MAX_LISTED_ERRORS]
     more = len(errors) - len(shown)
@@ -352,13 +430,13 @@ def _raise_collected(root: Path, errors: list[str]) -> None:
 
 
 def read_header(root: Path) -> dict[str, Any]:
+    from lsms_core.bounded_read import read_json
+
     path = root / "dataset.json"
     if not path.is_file():
         raise DatasetError(root, "not a dataset folder: dataset.json is missing")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(path, f"is not valid JSON ({exc})") from None
+    _refuse_outside(root, path, "dataset.json")
+    info = read_json(path, MAX_HEADER_BYTES, DatasetError, "dataset.json")
     if not isinstance(info, dict):
         raise DatasetError(path, "must hold a JSON object")
     if info.get("format") != FORMAT_NAME:
@@ -378,15 +456,15 @@ def read_dataset(root: str | os.PathLike, *, check_files: bool = True) -> RefDat
     :class:`DatasetError`. ``check_files`` only checks existence; :meth:`RefDataset.verify_files` reads
     every file (``lsms data check`` does).
     """
+    from lsms_core.bounded_read import read_text
+
     root = Path(root)
     info = read_header(root)
     manifest = root / "manifest.jsonl"
     if not manifest.is_file():
         raise DatasetError(root, "manifest.jsonl is missing")
-    try:
-        text = manifest.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(manifest, f"cannot be read as UTF-8 text ({exc})") from None
+    _refuse_outside(root, manifest, "manifest.jsonl")
+    text = read_text(manifest, MAX_MANIFEST_BYTES, DatasetError, "manifest.jsonl")
     samples: list[Sample] = []
     errors: list[str] = []
     seen_ids: dict[str, int] = {}
@@ -398,6 +476,9 @@ def read_dataset(root: str | os.PathLike, *, check_files: bool = True) -> RefDat
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
             errors.append(f"manifest.jsonl line {n}: not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except RecursionError:
+            errors.append(f"manifest.jsonl line {n}: JSON nested too deeply to be a manifest line")
             continue
         sample, errs = parse_line(obj, n)
         if errs:
@@ -421,6 +502,9 @@ def read_dataset(root: str | os.PathLike, *, check_files: bool = True) -> RefDat
             for key in ("image", "mask"):
                 if not (root / getattr(sample, key)).is_file():
                     errors.append(f"manifest.jsonl line {n}: {key} file {getattr(sample, key)!r} is missing")
+                elif (real := outside_root(root, root / getattr(sample, key))) is not None:
+                    errors.append(f"manifest.jsonl line {n}: {key} file {getattr(sample, key)!r} is a link "
+                                  f"that leads out of the dataset folder (to {real})")
         samples.append(sample)
     if errors:
         _raise_collected(manifest, errors)
@@ -556,6 +640,7 @@ class DatasetWriter:
         path = self.root / rel
         if path.exists():
             raise DatasetError(path, "already exists; a dataset writer never overwrites a file")
+        _refuse_outside(self.root, path, "the file to write")
         return path, rel
 
     def write_image(self, case_id: str, stem: str, image: np.ndarray, *, suffix: str = ".npy") -> str:

@@ -10,6 +10,7 @@ Lesion type and enhancement are never guessed: a mask does not say them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -37,6 +38,13 @@ def lesion_labels(lesions: np.ndarray, lesion_label: int | None = None) -> tuple
         how = "connected components of a binary mask"
     labels, n = ndimage.label(binary, structure=np.ones((3, 3, 3), bool))
     return labels.astype(np.int32), f"{how}: {n} lesion(s)"
+
+
+def source_hash(vol) -> str:
+    """A one-way hash of the series (its DICOM UID, else the path it was read from), never the UID or the
+    path itself: the same recipe as the viewer's annotation export."""
+    raw = str((vol.meta or {}).get("series_uid") or (vol.source or "in-memory"))
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
 def dataset_from_masks(ct: str | os.PathLike, lesions: str | os.PathLike, out: str | os.PathLike, *,
@@ -69,20 +77,21 @@ def dataset_from_masks(ct: str | os.PathLike, lesions: str | os.PathLike, out: s
         z_bot, z_top = int(ks.min()), int(ks.max())  # k grows towards the head: the dome is at z_top
         k_wide = int(np.argmax(liver.sum(axis=(1, 2))))
     rng = np.random.default_rng(seed)
-    stem = Path(ct).name
-    for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".dcm"):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-    wanted = case_id or "".join(c if c.isalnum() or c in "._-" else "_" for c in stem) or "case"
+    series_hash = source_hash(vol)
     n_samples = 0
     slices_used = set()
     lesion_ids = set()
     image_dtype = np.int16 if vol.array.dtype == np.int16 else np.float32
     with DatasetWriter(out, append=append, name=Path(out).name, created_by="lsms data from-masks",
                        description="Referring lines made from lesion masks by `lsms data from-masks`") as w:
-        cid = w.unique_case_id(wanted)
-        if cid != wanted and case_id:
-            notes.append(f"case id {wanted!r} is taken: using {cid!r}")
+        # File and folder names of a PACS export often hold the patient's name: the ids and paths written
+        # are neutral (caseNNN) unless the user chose one; the hash tells two cases of one series apart.
+        if case_id:
+            cid = w.unique_case_id(case_id)
+            if cid != case_id:
+                notes.append(f"case id {case_id!r} is taken: using {cid!r}")
+        else:
+            cid = w.new_case_id("case")
         for k in range(vol.shape[0]):
             present = [int(v) for v in np.unique(labels[k]) if v]
             if not present:
@@ -114,7 +123,9 @@ def dataset_from_masks(ct: str | os.PathLike, lesions: str | os.PathLike, out: s
                 w.add(Sample(id=f"{cid}_s{k:03d}_{f.lesion_id}", case_id=cid, split=split, image=image_rel,
                              mask=mask_rel, expressions=[t for t, _ in exprs], spacing=spacing, slice_index=k,
                              lesion_id=f.lesion_id, attributes=attrs,
-                             extra={"expression_fractions": [fr for _, fr in exprs]}))
+                             extra={"expression_fractions": [fr for _, fr in exprs],
+                                    "provenance": {"tool": "lsms data from-masks",
+                                                   "series_uid_sha256": series_hash}}))
                 n_samples += 1
                 slices_used.add(k)
                 lesion_ids.add(f.lesion_id)

@@ -59,9 +59,10 @@ def read_ircad(folder: str | os.PathLike, structures: tuple[str, ...] = ("tumor"
 class ArrayDataset:
     """Samples whose images and masks live in memory: the interface ``evaluate`` reads (no files)."""
 
-    def __init__(self, root: str, samples: list[Sample], images: dict[str, np.ndarray],
-                 masks: dict[str, np.ndarray], info: dict | None = None):
-        self.root = root
+    def __init__(self, root: str | os.PathLike, samples: list[Sample], images: dict[str, np.ndarray],
+                 masks: dict[str, np.ndarray], info: dict | None = None, sources: tuple[str, str] = ("", "")):
+        self.root = Path(root)
+        self._sources = sources
         self.samples = samples
         self.info = info or {}
         self._images = images
@@ -72,6 +73,13 @@ class ArrayDataset:
 
     def load_pair(self, sample: Sample) -> tuple[np.ndarray, np.ndarray, bool]:
         return self._images[sample.image], self._masks[sample.mask], False
+
+    def image_path(self, sample: Sample) -> Path:
+        """The file or folder the sample's image was read from (what a writer must never replace)."""
+        return self.root / self._sources[0]
+
+    def mask_path(self, sample: Sample) -> Path:
+        return self.root / self._sources[1]
 
 
 @dataclass
@@ -97,5 +105,5 @@ def lesion_dataset(case: IrcadCase, *, structure: str = "tumor", expressions=PLA
         samples.append(Sample(id=f"{case.folder.name}_s{k:03d}", case_id=case.folder.name, split="test",
                               image=key, mask=key, expressions=list(expressions), spacing=spacing,
                               slice_index=k, attributes={"lesions_on_slice": 1}))
-    return LesionSlices(ArrayDataset(str(case.folder), samples, images, masks,
-                                     info={"name": case.folder.name, "real": True}), slices)
+    return LesionSlices(ArrayDataset(case.folder, samples, images, masks, info={"name": case.folder.name, "real": True},
+                                     sources=("PATIENT_DICOM", "MASKS_DICOM.zip")), slices)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import csv
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from lsms_core.data.format import DatasetWriter, Sample, assign_splits
+from lsms_core.data.format import MAX_IMAGE_SIDE, DatasetWriter, Sample, assign_splits
 from lsms_core.errors import DatasetError
 
 _IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -92,8 +93,16 @@ def _gray(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # PIL's bomb warning: the size is checked below, before decoding
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            if max(im.size) > MAX_IMAGE_SIDE:
+                raise DatasetError(path, f"is {im.size[0]}x{im.size[1]}: more than {MAX_IMAGE_SIDE} pixels a "
+                                         "side is not a slice this importer takes")
             return np.asarray(im.convert("L"))
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(path, f"is too large to be imported ({exc})") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise DatasetError(path, f"is not a readable image ({exc})") from None
 

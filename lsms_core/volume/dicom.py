@@ -72,6 +72,7 @@ class _Frame:
     signed: bool
     native_order: str | None  # '<' or '>' when pixels can be read straight from the file
     pixel_offset: int | None = None
+    bad_slope: str | None = None  # the RescaleSlope as written when it was 0 or not a number (1 is used)
 
 
 @dataclass
@@ -250,6 +251,17 @@ def _frame_attr(ds, frame: int, sequence: str, attr: str):
     return None
 
 
+def _slope(value, default: float) -> tuple[float, str | None]:
+    """RescaleSlope as used, and the value as written when it had to be replaced by ``default`` (0, NaN,
+    not a number): a zero slope would make every voxel the intercept."""
+    slope = _number(value, math.nan)
+    if value is None:
+        return default, None
+    if not math.isfinite(slope) or slope == 0:
+        return default, str(value)
+    return slope, None
+
+
 def _frames_of(path: Path, ds) -> list[_Frame]:
     rows, cols = int(ds.Rows), int(ds.Columns)
     bits = int(_number(_get(ds, "BitsAllocated", 16), 16))
@@ -270,13 +282,13 @@ def _frames_of(path: Path, ds) -> list[_Frame]:
     top_ipp = _floats(_get(ds, "ImagePositionPatient"), 3)
     top_iop = _floats(_get(ds, "ImageOrientationPatient"), 6)
     top_ps = _floats(_get(ds, "PixelSpacing") or _get(ds, "ImagerPixelSpacing"), 2)
-    top_slope = _number(_get(ds, "RescaleSlope", 1.0), 1.0) or 1.0
+    top_slope, top_bad = _slope(_get(ds, "RescaleSlope"), 1.0)
     top_inter = _number(_get(ds, "RescaleIntercept", 0.0), 0.0)
     instance = int(_number(_get(ds, "InstanceNumber", 0), 0))
     if n_frames == 1 and _get(ds, "PerFrameFunctionalGroupsSequence") is None:
         return [_Frame(path, None, rows, cols, top_ipp, top_iop,
                        tuple(top_ps) if top_ps is not None else None, top_slope, top_inter, instance,
-                       bits, stored, signed, order if offset is not None else None, offset)]
+                       bits, stored, signed, order if offset is not None else None, offset, top_bad)]
     frames = []
     grid_offsets = _get(ds, "GridFrameOffsetVector")  # RT dose: offsets along the normal
     for f in range(n_frames):
@@ -294,14 +306,15 @@ def _frames_of(path: Path, ds) -> list[_Frame]:
             elif n_frames > 1:
                 ipp = None  # one position for many frames says nothing about where each frame is
         stack_pos = _frame_attr(ds, f, "FrameContentSequence", "InStackPositionNumber")
+        frame_slope, frame_bad = _slope(slope, top_slope) if slope is not None else (top_slope, top_bad)
         frames.append(_Frame(
             path, f, rows, cols, ipp, iop, tuple(ps) if ps is not None else (
                 tuple(top_ps) if top_ps is not None else None),
-            (_number(slope, top_slope) or 1.0) if slope is not None else top_slope,
+            frame_slope,
             _number(inter, top_inter) if inter is not None else top_inter,
             int(_number(stack_pos, f + 1)) if stack_pos is not None else f + 1,
             bits, stored, signed, order if offset is not None else None,
-            None if offset is None else offset + f * frame_bytes))
+            None if offset is None else offset + f * frame_bytes, frame_bad))
     return frames
 
 
@@ -482,6 +495,11 @@ def _sorted_positions(frames: list[_Frame], what, warn: list[str]):
                         "patient geometry unknown (axial, origin 0 assumed)")
         frames = sorted(frames, key=lambda f: (f.instance, str(f.path), f.frame or 0))
         return frames, None, np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    if min(np.linalg.norm(iop[:3]), np.linalg.norm(iop[3:])) < 1e-6:
+        # Written but empty: the rows and columns point nowhere, so no slice can be placed (not the same
+        # as a missing tag, which at least leaves the stack order to InstanceNumber).
+        raise VolumeError(what, f"ImageOrientationPatient {list(iop)} has a zero direction: the slice "
+                                "geometry is undefined")
     row = iop[:3] / np.linalg.norm(iop[:3])
     col = iop[3:] / np.linalg.norm(iop[3:])
     if abs(float(row @ col)) > 1e-3:
@@ -737,6 +755,10 @@ def build_volume(info: SeriesInfo, what, progress: Progress = None, cancel: Canc
     warn: list[str] = []
     frames = _select_consistent(list(info._frames), warn)
     frames, positions, normal, row, col = _sorted_positions(frames, what, warn)
+    odd = [f for f in frames if f.bad_slope is not None]
+    if odd:
+        warn.append(f"RescaleSlope is {odd[0].bad_slope!r} in {len(odd)} image(s) (e.g. {odd[0].path.name}): "
+                    f"replaced by {odd[0].slope:g}; the Hounsfield units of those slices may be wrong")
     spacings = {f.pixel_spacing for f in frames}
     if None in spacings:
         warn.append("no PixelSpacing: 1 mm pixels assumed")

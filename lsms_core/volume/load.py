@@ -8,6 +8,7 @@ Every failure is a ``VolumeError`` naming the file and the reason; third-party e
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from lsms_core.volume.volume import Volume
 from lsms_core.volume.write import volume_extension
 
 _ITK_EXTENSIONS = (".nrrd", ".nhdr", ".mha", ".mhd")
+_HEADER_READ_LIMIT = 1 << 20  # a detached header is text of a few KiB; never read a huge file to find out
+_MAX_DATA_FILES = 100000
 _NIFTI_EXTENSIONS = (".nii", ".nii.gz")
 SUPPORTED = "a DICOM folder or file, NIfTI (.nii/.nii.gz), NRRD (.nrrd/.nhdr) or MetaImage (.mha/.mhd)"
 
@@ -236,11 +239,20 @@ def _load_nifti(path: Path) -> Volume:
     from nibabel.filebasedimages import ImageFileError
 
     try:
-        img = nib.load(str(path))
+        # mmap=False: the array is read into memory. A memory-mapped volume dies with SIGBUS when its file
+        # is truncated during a run, and silently changes when the file is rewritten.
+        img = nib.load(str(path), mmap=False)
+        raw_header = _raw_nifti_header(img, path)
     except (ImageFileError, OSError, EOFError, ValueError) as exc:
         raise VolumeError(path, f"not a readable NIfTI file ({exc})") from exc
     header = img.header
     warn: list[str] = []
+    # The loaded header's offset is reset to 0 by nibabel; the stored one (at least the header's own size
+    # plus the 4 extension bytes) is where the voxels start.
+    offset = max(int(raw_header.get_data_offset()), int(raw_header["sizeof_hdr"]) + 4)
+    _check_claimed_size(path, int(np.prod(header.get_data_shape(), dtype=np.float64))
+                        * header.get_data_dtype().itemsize, offset,
+                        compressed=path.name.lower().endswith(".gz"))
     sform, scode = img.get_sform(coded=True)
     qform, qcode = img.get_qform(coded=True)
     if scode and qcode and not np.allclose(sform, qform, atol=1e-3):
@@ -248,6 +260,12 @@ def _load_nifti(path: Path) -> Volume:
                     f"{int(scode)}) was used, as nibabel and ITK-SNAP do")
     if not scode and not qcode:
         warn.append("no sform/qform: geometry from the voxel sizes only (orientation unknown)")
+    if not scode:  # the qform and the bare voxel sizes both use pixdim, where nibabel turns 0 into 1
+        spatial = min(3, max(1, int(raw_header["dim"][0])))
+        zero = [("x", "y", "z")[a] for a in range(spatial) if float(raw_header["pixdim"][1 + a]) == 0.0]
+        if zero:
+            warn.append(f"the header's voxel size is 0 along {', '.join(zero)} (pixdim): taken as 1 mm, so "
+                        "distances and volumes along it are not known")
     affine_ras = img.affine
     try:
         data = np.asanyarray(img.dataobj)
@@ -270,12 +288,73 @@ def _load_nifti(path: Path) -> Volume:
     return Volume(array, spacing, origin, direction, meta, path, warn)
 
 
+def _raw_nifti_header(img, path: Path):
+    """The header as stored (nibabel's loaded header has already replaced a zero pixdim by 1)."""
+    from nibabel.openers import ImageOpener
+
+    with ImageOpener(str(path)) as f:
+        return type(img.header).from_fileobj(f, check=False)
+
+
+# Deflate cannot expand one byte into more than 1032; a stream claiming more cannot hold the data.
+_DEFLATE_MAX_RATIO = 1032
+
+
+def _check_claimed_size(path: Path, need: int, offset: int, *, compressed: bool,
+                        data_files: tuple[Path, ...] = ()) -> None:
+    """Refuse a header whose image cannot be in its file(s) before anything of that size is allocated
+    (a 480-byte NIfTI claiming 2000^3 int16 cost 15 GB before failing, or 'loaded' as zeros)."""
+    files = data_files or (path,)
+    try:
+        have = sum(f.stat().st_size for f in files)
+    except OSError:
+        return  # a missing data file gets its own error from the reader
+    if compressed:  # the offset counts in the decompressed stream: no use here
+        if need > have * _DEFLATE_MAX_RATIO + (1 << 20):
+            raise VolumeError(path, f"the header claims {need:,} bytes of voxels but the compressed data is "
+                                    f"{have:,} bytes, which cannot hold them (truncated or forged header)")
+    elif need > have - (0 if data_files else offset):
+        raise VolumeError(path, f"the header claims {need:,} bytes of voxels from byte {offset} on but the "
+                                f"{'data file holds' if data_files else 'file holds'} {have:,} bytes (truncated "
+                                "file or forged header)")
+
+
+def _check_itk_claimed_size(path: Path, files: list[Path]) -> None:
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return  # ReadImage below reports the reason
+    per_voxel = sitk.Image([1, 1], reader.GetPixelID()).GetSizeOfPixelComponent() * reader.GetNumberOfComponents()
+    need = int(np.prod(reader.GetSize(), dtype=np.float64)) * per_voxel
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEADER_READ_LIMIT).decode("latin-1")
+    except OSError:
+        return
+    lower = head.lower()
+    if (re.search(r"^\s*encoding\s*:\s*(ascii|text|txt|hex|bzip2|bz2)\b", lower, re.M)
+            or re.search(r"^\s*binarydata\s*=\s*false\b", lower, re.M)):
+        return  # text sizes vary, and bzip2 can exceed deflate's ratio: no bound from the file size
+    compressed = bool(re.search(r"^\s*compresseddata\s*=\s*true\b", lower, re.M)
+                      or re.search(r"^\s*encoding\s*:\s*(gzip|gz)\b", lower, re.M))
+    # With the data inline, where the header ends is not parsed here: the start of the line naming the
+    # data (MetaImage) is a floor, 0 otherwise; both only make the check more lenient.
+    found = re.search(r"^\s*elementdatafile\s*=\s*local", lower, re.M)
+    offset = found.start() if found else 0
+    _check_claimed_size(path, need, offset, compressed=compressed, data_files=tuple(files[1:]))
+
+
 def _load_itk(path: Path) -> tuple[Volume, tuple[Path, ...]]:
     import SimpleITK as sitk
 
     files = [path]
     if path.name.lower().endswith((".mhd", ".nhdr")):
         files.extend(_detached_data_files(path))
+    _check_itk_claimed_size(path, files)
     try:
         img = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -312,18 +391,35 @@ def _load_itk(path: Path) -> tuple[Volume, tuple[Path, ...]]:
 
 
 def _detached_data_files(header: Path) -> list[Path]:
-    """Data files named by a .mhd/.nhdr header, so writers can refuse to overwrite them."""
-    out = []
+    """Data files named by a .mhd/.nhdr header, so writers can refuse to overwrite them: one file, a
+    ``LIST`` of files on the lines that follow, or a printf pattern with its first, last and step."""
+    out: list[Path] = []
     try:
-        text = header.read_text(encoding="latin-1", errors="replace")[:20000]
+        with open(header, "rb") as f:
+            text = f.read(_HEADER_READ_LIMIT).decode("latin-1")
     except OSError:
         return out
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for n, line in enumerate(lines):
         key, _, value = line.partition("=") if "=" in line else line.partition(":")
-        if key.strip().lower() in ("elementdatafile", "data file", "datafile") and value.strip():
-            name = value.strip().split()[0]
-            if name.upper() not in ("LOCAL", "LIST"):
-                out.append(header.parent / name)
+        if key.strip().lower() not in ("elementdatafile", "data file", "datafile") or not value.strip():
+            continue
+        parts = value.split()
+        if parts[0].upper() == "LOCAL":
+            continue
+        if parts[0].upper() == "LIST":
+            out.extend(header.parent / name.strip() for name in lines[n + 1:] if name.strip())
+        elif "%" in parts[0] and len(parts) >= 3:
+            try:
+                first, last = int(parts[1]), int(parts[2])
+                step = int(parts[3]) if len(parts) > 3 else 1
+                names = [parts[0] % i for i in range(first, last + (1 if step > 0 else -1), step or 1)]
+            except (ValueError, TypeError):
+                names = [parts[0]]
+            out.extend(header.parent / name for name in names[:_MAX_DATA_FILES])
+        else:
+            out.append(header.parent / value.strip())
+        break
     return out
 
 

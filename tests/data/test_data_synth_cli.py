@@ -64,9 +64,12 @@ def test_check_reports_counts_and_line_numbered_problems(synth_dir, tmp_path, ca
     for name in ("dataset.json", "manifest.jsonl"):
         (broken / name).write_text((synth_dir / name).read_text())
     lines = (broken / "manifest.jsonl").read_text().splitlines()
-    assert main(["data", "check", str(broken)]) == 1
-    out = capsys.readouterr().out
-    assert "INVALID" in out and "line 1" in out and len(lines) > 0
+    # the CLI's convention: status 2, the summary on stdout, one "error:" line per problem on stderr
+    assert main(["data", "check", str(broken)]) == 2
+    captured = capsys.readouterr()
+    assert "INVALID" in captured.out and "line 1" not in captured.out and len(lines) > 0
+    errors = captured.err.splitlines()
+    assert errors and all(e.startswith("error: ") for e in errors) and "line 1" in captured.err
 
 
 def test_preview_renders_a_contact_sheet(synth_dir, tmp_path):

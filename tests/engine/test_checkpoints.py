@@ -49,7 +49,7 @@ def test_half_precision_checkpoints_load_as_float32(tmp_path):
 def test_config_that_does_not_match_the_tensors_is_refused(tmp_path):
     folder = create_random_checkpoint(tmp_path / "a", input_size=64)
     data = json.loads((folder / "config.json").read_text())
-    data["model"]["variant"] = "lsms-w"
+    data["variant"] = data["model"]["variant"] = "lsms-w"
     data["model"]["widths"] = [64, 128, 320, 512]
     (folder / "config.json").write_text(json.dumps(data))
     with pytest.raises(CheckpointError, match="do not match config.json") as info:
