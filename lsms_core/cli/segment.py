@@ -9,6 +9,7 @@ expression; the input is never overwritten, an existing output only with ``--ove
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path

@@ -23,7 +23,6 @@ from torch import nn
 
 from lsms_core.model.config import LSMSConfig
 
-
 #: positive weight of the every-lesion map's cross-entropy (the liver map's is 1)
 AUX_LESION_WEIGHT = 20.0
 
