@@ -142,8 +142,11 @@ def test_two_cpu_processes_under_torchrun_agree(reference_run, tiny_data, tmp_pa
 
 def test_eval_command_writes_the_json_the_issue_names(reference_run, tiny_data, tmp_path, capsys):
     out = tmp_path / "eval.json"
+    # --network-only: the paper's protocol, the figure training validates with (the default scores the
+    # whole pipeline lsms segment runs, below)
     assert main(["eval", "--data", str(tiny_data), "--checkpoint", str(reference_run.best_checkpoint),
-                 "--split", "val", "--device", "cpu", "--threads", "1", "--json", str(out), "--quiet"]) == 0
+                 "--split", "val", "--device", "cpu", "--threads", "1", "--json", str(out), "--quiet",
+                 "--network-only"]) == 0
     result = json.loads(out.read_text())
     for key in ("mDice", "mIoU", "oIoU", "prec@0.5", "prec@0.6", "prec@0.7", "prec@0.8", "prec@0.9",
                 "samples", "groups", "model_resolution"):
@@ -151,3 +154,11 @@ def test_eval_command_writes_the_json_the_issue_names(reference_run, tiny_data, 
     assert result["samples"] == 8 and result["trained"] is True
     assert result["mDice"] == pytest.approx(reference_run.best["mDice"])  # the same figure training chose by
     assert "lesions_on_slice=2+" in capsys.readouterr().out
+    pipeline = tmp_path / "pipeline.json"
+    assert main(["eval", "--data", str(tiny_data), "--checkpoint", str(reference_run.best_checkpoint),
+                 "--split", "val", "--device", "cpu", "--threads", "1", "--json", str(pipeline), "--quiet"]) == 0
+    result = json.loads(pipeline.read_text())
+    assert result["pipeline"] is True and result["samples"] == 8
+    for key in ("mDice", "hit", "raw", "resolver", "stages"):
+        assert key in result, key
+    assert "final masks" in capsys.readouterr().out
