@@ -91,7 +91,7 @@ def open_demo(window, demo) -> None:
         def show_recipe_view() -> None:
             window.volume_opened.disconnect(show_recipe_view)
             if demo.window is not None:
-                from lsms_viewer.windowing import Window
+                from lsms_viewer.display.windowing import Window
 
                 window.slice_view.set_window(Window(*demo.window))
             if demo.slice_index is not None:

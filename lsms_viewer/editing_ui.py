@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lsms_viewer import session as sessions
 from lsms_viewer.actions import make_action
 from lsms_viewer.editing import EditError, clear_slice, fill_holes, interpolate_between
 from lsms_viewer.editing.slice_tools import (
@@ -41,7 +40,8 @@ from lsms_viewer.editing.slice_tools import (
     FillTool,
     PieceTool,
 )
-from lsms_viewer.undo import UndoHistory
+from lsms_viewer.state import session as sessions
+from lsms_viewer.state.history import UndoHistory
 from lsms_viewer.views.annotation_panel import AnnotationPanel
 from lsms_viewer.views.measure_panel import MeasurePanel
 
@@ -50,7 +50,7 @@ def undo_budget_bytes() -> int:
     """The undo memory budget: ``$LSMS_UNDO_BUDGET_MB`` if set to a positive number, else 256 MB."""
     import os
 
-    from lsms_viewer.undo import DEFAULT_BUDGET_BYTES
+    from lsms_viewer.state.history import DEFAULT_BUDGET_BYTES
 
     try:
         mb = float(os.environ.get("LSMS_UNDO_BUDGET_MB", ""))
@@ -368,7 +368,7 @@ class EditingController(QObject):
     def _on_segmentation_applied(self, label_id: int, _previous) -> None:
         """Keep the model's mask for the export's provenance, and make the whole run one undo step
         (the run, the rename that may follow it, and this bookkeeping)."""
-        from lsms_viewer.annotation import encode_mask
+        from lsms_viewer.state.annotation import encode_mask
 
         if not self.document.has_label(label_id):
             return
@@ -546,7 +546,7 @@ class EditingController(QObject):
         if "slice" in view:
             self.window.slice_view.set_slice(int(view["slice"]))
         if len(view.get("window") or []) == 2:
-            from lsms_viewer.windowing import Window
+            from lsms_viewer.display.windowing import Window
 
             self.window.slice_view.set_window(Window(float(view["window"][0]), float(view["window"][1])))
         self.history.clear()

@@ -30,11 +30,11 @@ from PySide6.QtWidgets import (
 from lsms_core.errors import LSMSError
 from lsms_viewer import settings as user_settings
 from lsms_viewer.actions import make_action
-from lsms_viewer.document import Document, RunInfo
+from lsms_viewer.display.windowing import PRESETS, preset
+from lsms_viewer.state.document import Document, RunInfo
 from lsms_viewer.views.expression_bar import ExpressionBar
 from lsms_viewer.views.label_panel import LabelPanel
 from lsms_viewer.views.slice_view import CursorInfo, SliceView
-from lsms_viewer.windowing import PRESETS, preset
 from lsms_viewer.workers import EngineHost, SegmentationRun, SegmentRequest, SegmentResult, TaskRun
 
 APP_TITLE = "LSMS Viewer"
@@ -513,7 +513,7 @@ class MainWindow(QMainWindow):
         self.slice_view.set_window(p.window)
 
     def save_default_preset(self) -> None:
-        from lsms_viewer.windowing import matching_preset
+        from lsms_viewer.display.windowing import matching_preset
 
         p = matching_preset(self.slice_view.window)
         if p is None:
@@ -523,7 +523,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{p.title} window is now the default for every study.", 6000)
 
     def _window_changed(self, window) -> None:
-        from lsms_viewer.windowing import matching_preset
+        from lsms_viewer.display.windowing import matching_preset
 
         p = matching_preset(window)
         for key, action in self.preset_actions.items():
@@ -829,12 +829,12 @@ class MainWindow(QMainWindow):
 
     # -- export ------------------------------------------------------------------------------------
     def export_labels(self, path: str | Path) -> bool:
-        from lsms_viewer.export import export_multilabel
+        from lsms_viewer.state.export import export_multilabel
 
         return self._export(lambda: export_multilabel(self.document, path))
 
     def export_labels_separately(self, folder: str | Path, stem: str = "label") -> bool:
-        from lsms_viewer.export import export_per_label
+        from lsms_viewer.state.export import export_per_label
 
         return self._export(lambda: export_per_label(self.document, folder, stem))
 
@@ -852,7 +852,7 @@ class MainWindow(QMainWindow):
         return True
 
     def export_dialog(self) -> None:
-        from lsms_viewer.export import default_export_path
+        from lsms_viewer.state.export import default_export_path
 
         path, _ = QFileDialog.getSaveFileName(self, "Export labels", str(default_export_path(self.document)),
                                               "NIfTI (*.nii.gz *.nii);;NRRD (*.nrrd);;MetaImage (*.mha)")
@@ -860,7 +860,7 @@ class MainWindow(QMainWindow):
             self.export_labels(path)
 
     def export_each_dialog(self) -> None:
-        from lsms_viewer.export import default_export_path
+        from lsms_viewer.state.export import default_export_path
 
         folder = QFileDialog.getExistingDirectory(self, "Export one mask per label into…",
                                                   str(default_export_path(self.document).parent))

@@ -19,13 +19,13 @@ from PySide6.QtCore import QPointF
 from PySide6.QtGui import QColor, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsPathItem
 
-from lsms_viewer.document import Document, Label
 from lsms_viewer.editing.brush import footprint_outline, paint_stroke
 from lsms_viewer.editing.change import Change, EditError
 from lsms_viewer.editing.components import keep_component, remove_component
 from lsms_viewer.editing.fill import flood_fill
+from lsms_viewer.state.document import Document, Label
+from lsms_viewer.state.history import UndoHistory
 from lsms_viewer.tools import Tool, ToolEvent
-from lsms_viewer.undo import UndoHistory
 
 MIN_RADIUS_MM, MAX_RADIUS_MM = 0.25, 100.0
 

@@ -29,7 +29,8 @@ from PySide6.QtWidgets import (
 )
 
 from lsms_core.errors import LSMSError
-from lsms_viewer.annotation import (
+from lsms_viewer.settings import settings as user_settings
+from lsms_viewer.state.annotation import (
     BOUNDARIES,
     DENSITY_WORD,
     ENHANCEMENTS,
@@ -47,8 +48,7 @@ from lsms_viewer.annotation import (
     measure_lesion,
     partial_expressions,
 )
-from lsms_viewer.document import Document, Label
-from lsms_viewer.settings import settings as user_settings
+from lsms_viewer.state.document import Document, Label
 
 EXPRESSION_ROWS = (("Full", None), ("50 %", 0.5), ("25 %", 0.25))
 

@@ -3,7 +3,7 @@
 Per label, on the current slice: long and short axis (mm; drawn as a solid and a dashed line in the
 label's colour), area (mm²); over the volume: volume (mL), slice extent, mean ± SD HU, and density
 relative to a 5 mm ring of surrounding tissue (hypo/iso/hyper, computed with other labels kept out of the
-ring). Numbers come from ``lsms_core.measure`` through ``lsms_viewer.annotation``.
+ring). Numbers come from ``lsms_core.measure`` through ``lsms_viewer.state.annotation``.
 
 Recomputing is debounced (a brush stroke changes a mask on every mouse move) and the volume part is
 cached per label until its mask changes, so scrolling only re-measures one slice.
@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lsms_viewer.annotation import DENSITY_WORD, AnnotationError, measure_slice, measure_volume
-from lsms_viewer.document import Document, Label
+from lsms_viewer.state.annotation import DENSITY_WORD, AnnotationError, measure_slice, measure_volume
+from lsms_viewer.state.document import Document, Label
 
 COLUMNS = ("Label", "Long (mm)", "Short (mm)", "Area (mm²)", "Volume (mL)", "Slices", "HU mean ± SD", "Density")
 

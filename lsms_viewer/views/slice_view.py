@@ -22,11 +22,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lsms_viewer.document import Document, Label
-from lsms_viewer.overlay import compose_slice, lookup_table
+from lsms_viewer.display.overlay import compose_slice, lookup_table
+from lsms_viewer.display.windowing import SliceRenderer, Window, matching_preset
 from lsms_viewer.qt_compat import ensure_none_reserve, install_none_guard
+from lsms_viewer.state.document import Document, Label
 from lsms_viewer.tools import PanTool, Tool, ToolEvent
-from lsms_viewer.windowing import SliceRenderer, Window, matching_preset
 
 # World axis (LPS) -> letter of its positive direction and of its negative direction.
 _AXIS_LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))
@@ -114,7 +114,7 @@ class SliceImageItem(pg.GraphicsObject):
 
 
 class LabelOverlayItem(SliceImageItem):
-    """The label overlay: a uint8 index image (codes of ``lsms_viewer.overlay``) coloured by a 256-entry
+    """The label overlay: a uint8 index image (codes of ``lsms_viewer.display.overlay``) coloured by a 256-entry
     RGBA table into premultiplied ARGB32, the format Qt blends fastest."""
 
     FORMAT = QImage.Format.Format_ARGB32_Premultiplied
@@ -412,7 +412,7 @@ class SliceView(QWidget):
         return (self._display & 0xFF).astype(np.uint8)
 
     def overlay_image(self) -> np.ndarray:
-        """The label index image currently displayed (codes as in ``lsms_viewer.overlay``)."""
+        """The label index image currently displayed (codes as in ``lsms_viewer.display.overlay``)."""
         return self._overlay_buffer
 
     def cursor_info_at(self, col: float, row: float) -> CursorInfo | None:

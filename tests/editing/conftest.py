@@ -1,7 +1,7 @@
 import pytest
 from helpers_editing import phantom_volume
 
-from lsms_viewer.document import Document
+from lsms_viewer.state.document import Document
 
 
 @pytest.fixture

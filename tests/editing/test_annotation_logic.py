@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lsms_core.data.format import read_dataset
-from lsms_viewer.annotation import (
+from lsms_viewer.state.annotation import (
     Annotation,
     AnnotationError,
     LesionAttributes,
@@ -20,7 +20,7 @@ from lsms_viewer.annotation import (
     partial_expressions,
     stated_diameters_mm,
 )
-from lsms_viewer.document import Document, RunInfo
+from lsms_viewer.state.document import Document, RunInfo
 
 
 def _dark_mask(volume):
@@ -120,7 +120,7 @@ def test_export_refuses_when_nothing_is_ready(tmp_path, volume):
 
 def test_measure_volume_matches_lsms_core_and_its_cache(volume):
     from lsms_core.measure import array_spacing, measure_3d
-    from lsms_viewer.annotation import measure_volume
+    from lsms_viewer.state.annotation import measure_volume
 
     mask = _dark_mask(volume)
     mask[3:6, 20:40, 5:12] = True  # make one slice's axis the longest

@@ -104,7 +104,7 @@ def test_interpolate_between_two_drawn_slices(qtbot, window):
 
 
 def test_threshold_range_follows_the_window_until_typed(window):
-    from lsms_viewer.windowing import Window
+    from lsms_viewer.display.windowing import Window
 
     panel = window.editing.panel
     settings = window.editing.context.settings

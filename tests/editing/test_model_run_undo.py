@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lsms_viewer.editing_ui import attach_editing
-from lsms_viewer.session import read_session
+from lsms_viewer.state.session import read_session
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 

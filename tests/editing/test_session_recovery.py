@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from lsms_core.volume import save_volume
-from lsms_viewer.document import Document, RunInfo
-from lsms_viewer.session import (
+from lsms_viewer.state.document import Document, RunInfo
+from lsms_viewer.state.history import UndoHistory
+from lsms_viewer.state.session import (
     SessionError,
     crashed_sessions,
     read_session,
@@ -24,7 +25,6 @@ from lsms_viewer.session import (
     session_path,
     write_session,
 )
-from lsms_viewer.undo import UndoHistory
 
 HERE = Path(__file__).parent
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from lsms_viewer.document import RunInfo
 from lsms_viewer.editing import paint_stroke
-from lsms_viewer.undo import UndoHistory, pack_bits, unpack_bits
+from lsms_viewer.state.document import RunInfo
+from lsms_viewer.state.history import UndoHistory
+from lsms_viewer.state.maskbits import pack_bits, unpack_bits
 
 
 def _stroke(doc, label, z, points, radius=2.0):

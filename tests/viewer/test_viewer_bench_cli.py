@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from lsms_viewer import bench_render
 from lsms_viewer.app import build_parser, create_window
+from lsms_viewer.bench import render as bench_render
 from lsms_viewer.cli import register_view
 
 
@@ -84,7 +84,7 @@ def test_demo_opens_the_installed_case_at_its_recipe_slice_and_window(qtbot, tmp
     qtbot.addWidget(window)
     qtbot.waitUntil(lambda: window.document.volume is not None, timeout=20000)
     qtbot.waitUntil(lambda: not window.is_loading())
-    from lsms_viewer.windowing import Window
+    from lsms_viewer.display.windowing import Window
 
     assert window.current_slice() == 4 and window.slice_view.window == Window(350, 50)
     assert window.expression_bar.edit.text() == "the cyst near the dome"

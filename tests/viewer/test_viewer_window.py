@@ -10,9 +10,9 @@ from PySide6.QtWidgets import QApplication
 
 from lsms_core.volume import Volume
 from lsms_viewer import settings as user_settings
+from lsms_viewer.display.overlay import EDGE_BIT
+from lsms_viewer.display.windowing import Window
 from lsms_viewer.main_window import MainWindow, patient_position_text
-from lsms_viewer.overlay import EDGE_BIT
-from lsms_viewer.windowing import Window
 
 
 def _grey(hu: np.ndarray, window: Window) -> np.ndarray:

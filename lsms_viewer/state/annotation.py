@@ -34,7 +34,7 @@ from lsms_core.measure import (
     relative_density,
 )
 from lsms_core.volume import Volume
-from lsms_viewer.undo import pack_bits, unpack_bits
+from lsms_viewer.state.maskbits import pack_bits, unpack_bits
 
 SEGMENTS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
 SHAPES = ("round", "oval", "lobulated", "irregular")

@@ -22,53 +22,18 @@ re-compresses a volume.
 from __future__ import annotations
 
 import contextlib
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from lsms_viewer.document import Document, Event, Label, RunInfo
+from lsms_viewer.state.document import Document, Event, Label, RunInfo
+from lsms_viewer.state.maskbits import nbytes_of, pack_bits, pack_volume, unpack_bits, unpack_volume
 
 DEFAULT_BUDGET_BYTES = 256 * 1024 * 1024
 _DISPLAY_FIELDS = {"visible", "opacity"}
 _MERGING_FIELDS = {"expression", "run"}
 _FIELDS = ("name", "expression", "color", "visible", "opacity", "run", "meta")
-
-
-# -- compression --------------------------------------------------------------------------------------
-def pack_bits(mask: np.ndarray) -> bytes | None:
-    """A boolean array as zlib-compressed packed bits; ``None`` when it holds no True voxel."""
-    mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
-        return None
-    return zlib.compress(np.packbits(mask, axis=None).tobytes(), 1)
-
-
-def unpack_bits(data: bytes | None, shape: tuple[int, ...]) -> np.ndarray:
-    """Inverse of :func:`pack_bits`."""
-    count = int(np.prod(shape))
-    if data is None:
-        return np.zeros(shape, dtype=bool)
-    bits = np.unpackbits(np.frombuffer(zlib.decompress(data), dtype=np.uint8), count=count)
-    return bits.view(bool).reshape(shape)
-
-
-def pack_volume(mask: np.ndarray) -> list[bytes | None]:
-    """One :func:`pack_bits` record per slice of a (Z, Y, X) mask."""
-    return [pack_bits(mask[z]) for z in range(mask.shape[0])]
-
-
-def unpack_volume(slices: list[bytes | None], shape: tuple[int, int, int]) -> np.ndarray:
-    out = np.zeros(shape, dtype=bool)
-    for z, data in enumerate(slices):
-        if data is not None:
-            out[z] = unpack_bits(data, shape[1:])
-    return out
-
-
-def _nbytes(slices: list[bytes | None]) -> int:
-    return sum(len(s) for s in slices if s is not None) + 8 * len(slices)
 
 
 # -- history parts --------------------------------------------------------------------------------------
@@ -146,7 +111,7 @@ class _LabelPresence(_Part):
     nbytes: int = 0
 
     def __post_init__(self) -> None:
-        self.nbytes = _nbytes(self.record.slices) + 512
+        self.nbytes = nbytes_of(self.record.slices) + 512
 
     def _insert(self, doc: Document) -> None:
         doc.insert_label(self.record.build(), self.record.index)
@@ -307,7 +272,7 @@ class UndoHistory:
 
     @property
     def shadow_nbytes(self) -> int:
-        return sum(_nbytes(s) for s in self._shadow.values())
+        return sum(nbytes_of(s) for s in self._shadow.values())
 
     def __len__(self) -> int:
         self.flush()

@@ -34,8 +34,8 @@ import numpy as np
 
 from lsms_core.errors import LSMSError
 from lsms_core.volume import Volume
-from lsms_viewer.document import Document, Label, RunInfo
-from lsms_viewer.undo import pack_volume, unpack_bits
+from lsms_viewer.state.document import Document, Label, RunInfo
+from lsms_viewer.state.maskbits import pack_volume, unpack_bits
 
 FORMAT = "lsms-viewer-session"
 VERSION = 1
@@ -320,7 +320,7 @@ def set_aside(path: Path) -> Path:
 class Autosaver:
     """Saves the document's session after every recorded edit, undo, redo or model run (Qt-free).
 
-    ``history`` is the :class:`lsms_viewer.undo.UndoHistory`; its ``changed`` event triggers a save, and
+    ``history`` is the :class:`lsms_viewer.state.history.UndoHistory`; its ``changed`` event triggers a save, and
     its compressed shadow provides the masks. Display changes (visibility, opacity) also save.
     """
 

@@ -17,7 +17,7 @@ import numpy as np
 from lsms_core.errors import VolumeError
 from lsms_core.volume import LabelInfo, save_mask, sidecar_path
 from lsms_core.volume.write import volume_extension
-from lsms_viewer.document import Document, Label
+from lsms_viewer.state.document import Document, Label
 
 
 @dataclass

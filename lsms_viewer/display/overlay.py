@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from lsms_viewer.document import Label
+from lsms_viewer.state.document import Label
 
 EDGE_BIT = 0x80
 

@@ -24,9 +24,9 @@ def run_undo_bench(
     seed: int = 0,
 ) -> dict:
     from lsms_core.volume import Volume
-    from lsms_viewer.document import Document
     from lsms_viewer.editing import combine_changes, paint_stroke
-    from lsms_viewer.undo import UndoHistory
+    from lsms_viewer.state.document import Document
+    from lsms_viewer.state.history import UndoHistory
 
     rng = np.random.default_rng(seed)
     spacing = (0.7, 0.7, 1.0)  # x, y, z mm: a typical abdominal CT

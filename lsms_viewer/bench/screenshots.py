@@ -1,4 +1,4 @@
-"""``python -m lsms_viewer.screenshots [--out docs/screenshots]``: the main window rendered to PNG, offscreen.
+"""``python -m lsms_viewer.bench.screenshots [--out docs/screenshots]``: the main window rendered to PNG, offscreen.
 
 It opens a real file through the real loader: the installed demo case, or else the synthetic abdomen
 phantom written to a NIfTI first. When trained demo weights are installed, the labels are the model's
@@ -114,7 +114,7 @@ def render(out: Path, work: Path) -> list[Path]:
             window.document.add_label(lesions[key], name=names[key])
         window.slice_view.set_slice(_best_slice(lesions["smaller lesion"]))
     if demo.ct_path is not None and demo.window is not None:
-        from lsms_viewer.windowing import Window
+        from lsms_viewer.display.windowing import Window
 
         window.slice_view.set_window(Window(*demo.window))  # the window the demo recipe was made for
     else:
@@ -156,7 +156,7 @@ def render(out: Path, work: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lsms_viewer.screenshots", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lsms_viewer.bench.screenshots", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"), help="folder for the PNGs")
     parser.add_argument("--scale", type=float, default=1.0, help="device pixel ratio (2 = HiDPI screenshots)")
     args = parser.parse_args(argv)
