@@ -31,17 +31,11 @@ from PySide6.QtWidgets import (
 
 from lsms_viewer.actions import make_action
 from lsms_viewer.editing import EditError, clear_slice, fill_holes, interpolate_between
-from lsms_viewer.editing.slice_tools import (
-    MAX_RADIUS_MM,
-    MIN_RADIUS_MM,
-    BrushTool,
-    EditContext,
-    EditSettings,
-    FillTool,
-    PieceTool,
-)
 from lsms_viewer.state import session as sessions
+from lsms_viewer.state.edit_context import MAX_RADIUS_MM, MIN_RADIUS_MM, EditContext, EditSettings
 from lsms_viewer.state.history import UndoHistory
+from lsms_viewer.tools.brush import BrushTool
+from lsms_viewer.tools.click import FillTool, PieceTool
 from lsms_viewer.views.annotation_panel import AnnotationPanel
 from lsms_viewer.views.measure_panel import MeasurePanel
 

@@ -3,6 +3,7 @@
 Every operation works on a (Z, Y, X) label target - a boolean mask or a uint8/uint16 multi-label volume -
 and returns a :class:`Change` (bounding box + voxels before/after) without modifying the target; the caller
 applies it (``change.apply(target)``) and records it in :class:`lsms_viewer.state.history.UndoHistory`.
+The tools that drive these functions from the mouse are in ``lsms_viewer.tools``.
 """
 
 from lsms_viewer.editing.brush import footprint, footprint_outline, paint_stroke, stroke_mask

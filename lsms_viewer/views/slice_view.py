@@ -26,7 +26,7 @@ from lsms_viewer.display.overlay import compose_slice, lookup_table
 from lsms_viewer.display.windowing import SliceRenderer, Window, matching_preset
 from lsms_viewer.qt_compat import ensure_none_reserve, install_none_guard
 from lsms_viewer.state.document import Document, Label
-from lsms_viewer.tools import PanTool, Tool, ToolEvent
+from lsms_viewer.tools.base import PanTool, Tool, ToolEvent
 
 # World axis (LPS) -> letter of its positive direction and of its negative direction.
 _AXIS_LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))
@@ -255,9 +255,7 @@ class SliceView(QWidget):
         self._renderer = SliceRenderer()
         self._renderer.set_window(self._window)
         self._display = np.zeros((1, 1), np.uint32)  # the windowed slice on screen, RGB32 grey
-        self._tool: Tool = PanTool()
         self._drag_start: tuple[QPointF, Window] | None = None
-        self._pan_last: QPointF | None = None
         self._settle_timer = QTimer(self)
         self._settle_timer.setSingleShot(True)
         self._settle_timer.setInterval(self.SETTLE_MS)
@@ -273,6 +271,10 @@ class SliceView(QWidget):
         self.overlay_item.setZValue(10)
         self.view_box.addItem(self.image_item)
         self.view_box.addItem(self.overlay_item)
+        self._tool: Tool = PanTool()
+        self._tool.activate(self)
+        self._middle_pan = PanTool()  # the middle button pans whatever tool has the left one
+        self._middle_pan.activate(self)
 
         self._letters = {
             "top": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, True, 12),
@@ -350,7 +352,7 @@ class SliceView(QWidget):
         self._tool.deactivate()
         self._tool = tool or PanTool()
         self._tool.activate(self)
-        self.canvas.setCursor(getattr(Qt.CursorShape, self._tool.cursor, Qt.CursorShape.ArrowCursor))
+        self.canvas.setCursor(self._tool.cursor)
 
     def set_slice(self, k: int) -> None:
         volume = self.document.volume
@@ -583,7 +585,7 @@ class SliceView(QWidget):
         if button == Qt.MouseButton.LeftButton:
             self._tool.press(self._tool_event(ev))
         elif button == Qt.MouseButton.MiddleButton:
-            self._pan_last = self.view_box.mapSceneToView(self.canvas.mapToScene(ev.position().toPoint()))
+            self._middle_pan.press(self._tool_event(ev))
         elif button == Qt.MouseButton.RightButton:
             self._drag_start = (ev.position(), self._window)
 
@@ -593,8 +595,8 @@ class SliceView(QWidget):
         event = self._tool_event(ev)
         if button == Qt.MouseButton.LeftButton:
             self._tool.move(event)
-        elif button == Qt.MouseButton.MiddleButton and self._pan_last is not None:
-            self.pan_mm(self._pan_last.x() - event.x_mm, self._pan_last.y() - event.y_mm)
+        elif button == Qt.MouseButton.MiddleButton:
+            self._middle_pan.move(event)
         elif button == Qt.MouseButton.RightButton and self._drag_start is not None:
             start, window = self._drag_start
             delta = ev.position() - start
@@ -608,7 +610,8 @@ class SliceView(QWidget):
             return
         if button == Qt.MouseButton.LeftButton:
             self._tool.release(self._tool_event(ev))
-        self._pan_last = None
+        elif button == Qt.MouseButton.MiddleButton:
+            self._middle_pan.release(self._tool_event(ev))
         self._drag_start = None
 
     # -- keyboard -----------------------------------------------------------------------------------

@@ -211,6 +211,24 @@ def test_middle_drag_pans_by_the_distance_dragged(window, study):
     assert view.current_slice == volume.shape[0] // 2 and view.window == Window(400, 40)
 
 
+def test_left_drag_pans_with_the_default_pan_tool(window, study):
+    # The window starts with the pan tool; it used to be given the left button without being activated,
+    # and the first drag raised inside Qt's mouse handler.
+    volume, _ = study
+    window.set_volume(volume)
+    view = window.slice_view
+    viewport = view.canvas.viewport()
+    start = QPoint(viewport.width() // 2, viewport.height() // 2)
+    before = view.view_box.mapSceneToView(view.canvas.mapToScene(start))
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    for step in (10, 20, 40):
+        QTest.mouseMove(viewport, start + QPoint(step, step // 2))
+    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       start + QPoint(40, 20))
+    after = view.view_box.mapSceneToView(view.canvas.mapToScene(start + QPoint(40, 20)))
+    assert abs(after.x() - before.x()) < 1.0 and abs(after.y() - before.y()) < 1.0
+
+
 def test_panel_layout_comes_back_after_the_user_quits(window, qtbot):
     window.label_dock.hide()
     window.quit_action.trigger()
