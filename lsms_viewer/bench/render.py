@@ -42,16 +42,16 @@ def measure(size: int = 512, slices: int = 80, labels: int = 3, mode: str = "fil
     import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
 
-    from lsms_viewer.app import create_application
+    from lsms_viewer.app import build_viewer, create_application
     from lsms_viewer.demo import synthetic_abdomen
-    from lsms_viewer.main_window import MainWindow
 
     app = create_application()
     volume, lesions = synthetic_abdomen(shape=(slices, size, size), spacing=(0.7, 0.7, 2.5), seed=0)
-    window = MainWindow()
+    viewer = build_viewer()
+    window = viewer.window
     window.resize(1280, 860)
     window.show()
-    window.set_volume(volume)
+    viewer.opening.set_volume(volume)
     masks = list(lesions.values())
     # A big organ-sized label too, so the overlay is never a few pixels.
     yy, xx = np.mgrid[0:size, 0:size]

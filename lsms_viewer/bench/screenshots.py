@@ -65,16 +65,16 @@ def render(out: Path, work: Path) -> list[Path]:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "settings"))
     os.environ["LSMS_SESSION_DIR"] = str(work / "sessions")
 
-    from lsms_viewer.app import create_application
+    from lsms_viewer.app import build_viewer, create_application
     from lsms_viewer.demo import find_demo, synthetic_abdomen
-    from lsms_viewer.main_window import MainWindow
 
     app = create_application()
     demo = find_demo()
     written: list[Path] = []
 
     # 1. The empty window, as it first opens.
-    window = MainWindow(checkpoint=demo.checkpoint)
+    viewer = build_viewer(checkpoint=demo.checkpoint)
+    window, opening, segmentation = viewer.window, viewer.opening, viewer.segmentation
     window.resize(*SIZE)
     window.show()
     _settle(app)
@@ -86,9 +86,9 @@ def render(out: Path, work: Path) -> list[Path]:
     else:
         volume, lesions = synthetic_abdomen(shape=(64, 512, 512), spacing=(0.78, 0.78, 2.5), seed=3)
         ct_path = save_volume(volume, work / "synthetic_abdomen.nii.gz")
-    _wait(app, lambda: not window.is_loading())
-    window.open_path(ct_path)
-    _wait(app, lambda: window.document.volume is not None and not window.is_loading())
+    _wait(app, lambda: not opening.is_loading())
+    opening.open_path(ct_path)
+    _wait(app, lambda: window.document.volume is not None and not opening.is_loading())
     window.expression_bar.edit.setText(demo.expression)
     if demo.case_notes:
         window.show_notice("Demo: " + " ".join(demo.case_notes), key="demo")
@@ -96,14 +96,14 @@ def render(out: Path, work: Path) -> list[Path]:
         window.show_notice(" ".join(demo.model_notes), key="model")
     if demo.checkpoint_is_demo:
         window.expression_bar.set_scope("volume")
-        window.segment(demo.expression, "volume")
-        _wait(app, lambda: not window.is_segmenting(), timeout_s=1800)
+        segmentation.segment(demo.expression, "volume")
+        _wait(app, lambda: not segmentation.is_segmenting(), timeout_s=1800)
         label = window.document.labels[-1] if window.document.labels else None
         if label is not None and label.mask.any():
             window.slice_view.set_slice(_best_slice(label.mask))
     elif lesions is None:
         # The demo case's own reference mask, through File > Import labels: shown as what it is.
-        if demo.reference_mask is not None and window.import_labels(demo.reference_mask):
+        if demo.reference_mask is not None and opening.import_labels(demo.reference_mask):
             label = window.document.labels[-1]
             window.document.update_label(label.id, name=f"{label.name} (reference mask)")
             window.slice_view.set_slice(demo.slice_index if demo.slice_index is not None
@@ -140,16 +140,16 @@ def render(out: Path, work: Path) -> list[Path]:
         from lsms_core.checkpoint import create_random_checkpoint
 
         checkpoint = create_random_checkpoint(work / "random-checkpoint", input_size=64)
-    window.use_checkpoint(checkpoint)
+    segmentation.use_checkpoint(checkpoint)
     window.expression_bar.set_scope("volume")
     window.expression_bar.edit.setText(demo.expression)
-    window.segment(demo.expression, "volume")
+    segmentation.segment(demo.expression, "volume")
     _wait(app, lambda: window.expression_bar.progress.maximum() > 0 and window.expression_bar.progress.value() > 0,
           timeout_s=600)
     _settle(app)
     written.append(_save(window, out / "running.png"))
-    window.cancel_segmentation()
-    _wait(app, lambda: not window.is_segmenting(), timeout_s=600)
+    segmentation.cancel()
+    _wait(app, lambda: not segmentation.is_segmenting(), timeout_s=600)
     window.close()
     _settle(app)
     return written

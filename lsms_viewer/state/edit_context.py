@@ -74,3 +74,18 @@ class EditContext:
                 slices.remove(z)
             slices.append(z)
         return True
+
+    def interpolation_keys(self, label: Label, current_slice: int) -> tuple[int, int] | None:
+        """The two key slices to interpolate between: the last two slices drawn by hand (at least one
+        slice apart), else the nearest slices holding the label on both sides of ``current_slice``."""
+        edited = [z for z in self.edited_slices.get(label.id, []) if label.mask[z].any()]
+        if len(edited) >= 2:
+            a = edited[-1]
+            others = [z for z in reversed(edited[:-1]) if abs(z - a) >= 2]
+            if others:
+                return tuple(sorted((a, others[0])))
+        filled = np.flatnonzero(label.mask.any(axis=(1, 2)))
+        below, above = filled[filled < current_slice], filled[filled > current_slice]
+        if below.size and above.size:
+            return int(below[-1]), int(above[0])
+        return None

@@ -9,9 +9,10 @@ and stores, per changed slice, the XOR of before and after inside the changed bo
 compressed. Applying that XOR again flips the box back, so one patch serves undo and redo.
 
 Grouping: ``begin_batch``/``end_batch`` (or ``with history.batch(...)``) make one entry of everything in
-between (a whole stroke, made of many mouse-move writes). Outside a batch, a change of a label's expression
-or run info is held open and merged with the mask change that follows it, which is exactly what
-``Document.replace_mask`` emits for a model run, so one Ctrl+Z undoes a whole run.
+between (a whole stroke, made of many mouse-move writes); ``with history.model_run(run):`` is the batch of
+one model run, named after its words, so one Ctrl+Z undoes the run with its rename and bookkeeping.
+Outside a batch, a change of a label's expression or run info is held open and merged with the mask change
+that follows it, which is what ``Document.replace_mask`` emits for a re-run.
 
 Visibility and opacity are display settings, not edits: they are tracked but never recorded.
 
@@ -139,10 +140,6 @@ class UndoEntry:
     def nbytes(self) -> int:
         return sum(p.nbytes for p in self.parts) + 128
 
-    @property
-    def label_ids(self) -> set[int]:
-        return {getattr(p, "label_id", None) or p.record.label_id for p in self.parts}
-
 
 def _merge_flips(parts: list[_Part]) -> list[_Part]:
     """One flip per (label, slice) for each run of consecutive flips: XOR patches compose by XOR, so a
@@ -195,7 +192,8 @@ def _snapshot(label: Label) -> dict:
     return {name: _deep_copy(getattr(label, name)) for name in _FIELDS}
 
 
-def _describe_run(run: RunInfo | None, expression: str) -> str:
+def describe_run(run: RunInfo | None, expression: str = "") -> str:
+    """How the Edit menu names a model run: ``model run “<words>”`` (shortened to 40 characters)."""
     text = (run.expression if run is not None else expression) or ""
     short = text if len(text) <= 40 else text[:39] + "…"
     return f"model run “{short}”"
@@ -278,10 +276,6 @@ class UndoHistory:
         self.flush()
         return len(self._undo)
 
-    @property
-    def redo_count(self) -> int:
-        return len(self._redo)
-
     def compressed_slices(self, label_id: int) -> list[bytes | None]:
         """The label's current mask as one :func:`pack_bits` record per slice (what autosave writes)."""
         return list(self._shadow[label_id])
@@ -322,6 +316,11 @@ class UndoHistory:
         finally:
             self.end_batch()
 
+    def model_run(self, run: RunInfo) -> contextlib.AbstractContextManager[None]:
+        """Group everything applying a model run changes (the mask, its words and run info, the name that
+        follows the words, the kept model mask) into one step named after the run's words."""
+        return self.batch(describe_run(run))
+
     def flush(self) -> None:
         """Record field changes still waiting for a mask change (called before any query)."""
         if self._pending is not None:
@@ -349,18 +348,6 @@ class UndoHistory:
         self._undo.append(entry)
         self.changed.emit("redo")
         return entry.description
-
-    def merge_last(self, count: int = 2, description: str | None = None) -> bool:
-        """Fold the newest ``count`` steps into one (e.g. a model run and the rename that followed it)."""
-        self.flush()
-        if self._batch_depth or count < 2 or len(self._undo) < count:
-            return False
-        steps = self._undo[-count:]
-        del self._undo[-count:]
-        merged = UndoEntry(description or steps[0].description, [p for e in steps for p in e.parts])
-        self._undo.append(merged)
-        self.changed.emit("merge")
-        return True
 
     def clear(self) -> None:
         self._undo.clear()
@@ -427,7 +414,7 @@ class UndoHistory:
         record = _LabelRecord(_copy_fields(self._fields[label.id]), label.id, index, label.mask.shape,
                               list(self._shadow[label.id]))
         if label.run is not None:
-            what = _describe_run(label.run, label.expression)
+            what = describe_run(label.run, label.expression)
         else:
             what = f"new label “{label.name}”"
         self._record(_LabelPresence(record, added=True), what, label.id)
@@ -458,7 +445,7 @@ class UndoHistory:
             return
         part = _FieldChange(label.id, {field_name: before}, {field_name: _deep_copy(after)})
         if field_name == "run":
-            what = _describe_run(label.run, label.expression)
+            what = describe_run(label.run, label.expression)
             if self._pending is not None and self._pending_label == label.id:
                 self._pending.description = what
         elif field_name == "expression":

@@ -15,19 +15,17 @@ def document(volume):
 
 
 @pytest.fixture
-def make_window(qtbot, volume):
-    """The real main window showing ``volume`` with the editing tools attached (offscreen Qt)."""
-    from lsms_viewer.editing_ui import attach_editing
-    from lsms_viewer.main_window import MainWindow
+def make_viewer(qtbot, volume):
+    """The real viewer showing ``volume``, its window ``width`` x ``height`` (offscreen Qt)."""
+    from lsms_viewer.app import build_viewer
 
     def make(width: int, height: int):
-        win = MainWindow()
-        qtbot.addWidget(win)
-        win.resize(width, height)
-        win.show()
-        qtbot.waitExposed(win)
-        win.set_volume(volume)
-        attach_editing(win)  # a second call: the window attached once already; this must be harmless
-        return win
+        viewer = build_viewer()
+        qtbot.addWidget(viewer.window)
+        viewer.window.resize(width, height)
+        viewer.window.show()
+        qtbot.waitExposed(viewer.window)
+        viewer.opening.set_volume(volume)
+        return viewer
 
     return make

@@ -19,15 +19,15 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 app = QApplication([])
 
-from lsms_viewer.editing_ui import attach_editing  # noqa: E402
-from lsms_viewer.main_window import MainWindow  # noqa: E402
+from lsms_viewer.app import build_viewer  # noqa: E402
 
 ct, out = Path(sys.argv[1]), Path(sys.argv[2])
-win = MainWindow()
+viewer = build_viewer()
+win = viewer.window
 win.resize(900, 700)
 win.show()
-editing = attach_editing(win)
-assert win.open_path(ct)
+editing = viewer.editing
+assert viewer.opening.open_path(ct)
 deadline = time.time() + 60
 while win.document.volume is None and time.time() < deadline:  # the study is read in the background
     app.processEvents()
@@ -49,7 +49,7 @@ win.document.set_active(None)
 drag(win, [(40, 40), (44, 48)])
 win.document.update_label(win.document.active_label.id, opacity=0.8)
 app.processEvents()
-assert editing.autosaver.saves > 0, editing.autosaver.last_error
+assert viewer.autosaver.saves > 0, viewer.autosaver.last_error
 labels = win.document.labels
 for label in labels:
     np.save(out / f"mask_{label.id}.npy", label.mask)
@@ -57,7 +57,7 @@ for label in labels:
     {"id": lab.id, "name": lab.name, "expression": lab.expression, "meta": lab.meta, "opacity": lab.opacity,
      "color": list(lab.color)} for lab in labels
 ]))
-print("READY", editing.autosaver.last_path, flush=True)
+print("READY", viewer.autosaver.last_path, flush=True)
 while True:  # keep editing-free, alive, until killed
     app.processEvents()
     time.sleep(0.05)

@@ -13,12 +13,17 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def window(make_window):
-    return make_window(900, 700)
+def viewer(make_viewer):
+    return make_viewer(900, 700)
 
 
-def test_brush_stroke_paints_a_label_and_one_ctrl_z_undoes_it(qtbot, window):
-    editing = window.editing
+@pytest.fixture
+def window(viewer):
+    return viewer.window
+
+
+def test_brush_stroke_paints_a_label_and_one_ctrl_z_undoes_it(viewer, qtbot, window):
+    editing = viewer.editing
     editing.set_tool("brush")
     editing.panel.radius.setValue(2.0)
     z = window.current_slice()
@@ -35,9 +40,9 @@ def test_brush_stroke_paints_a_label_and_one_ctrl_z_undoes_it(qtbot, window):
     assert window.document.active_label.mask[z, 20, 30]
 
 
-def test_click_paints_exactly_the_footprint_in_mm(qtbot, window):
-    window.editing.set_tool("brush")
-    window.editing.panel.radius.setValue(3.0)
+def test_click_paints_exactly_the_footprint_in_mm(viewer, qtbot, window):
+    viewer.editing.set_tool("brush")
+    viewer.editing.panel.radius.setValue(3.0)
     drag(window, [(30, 40)])
     mask = window.document.active_label.mask[window.current_slice()]
     sx, sy, _ = window.document.volume.spacing
@@ -48,8 +53,8 @@ def test_click_paints_exactly_the_footprint_in_mm(qtbot, window):
     assert np.array_equal(mask, expected)
 
 
-def test_threshold_brush_stays_inside_the_dark_lesion(qtbot, window, volume):
-    editing = window.editing
+def test_threshold_brush_stays_inside_the_dark_lesion(viewer, qtbot, window, volume):
+    editing = viewer.editing
     editing.set_tool("brush")
     editing.panel.radius.setValue(15.0)
     editing.panel.threshold.setChecked(True)
@@ -62,8 +67,8 @@ def test_threshold_brush_stays_inside_the_dark_lesion(qtbot, window, volume):
     assert mask.sum() > 50 and (image[mask] < 35).all()
 
 
-def test_eraser_and_fill_and_pieces(qtbot, window):
-    editing = window.editing
+def test_eraser_and_fill_and_pieces(viewer, qtbot, window):
+    editing = viewer.editing
     doc = window.document
     z = window.current_slice()
     mask = np.zeros(doc.volume.shape, bool)
@@ -87,8 +92,8 @@ def test_eraser_and_fill_and_pieces(qtbot, window):
     assert np.array_equal(label.mask, mask)
 
 
-def test_interpolate_between_two_drawn_slices(qtbot, window):
-    editing = window.editing
+def test_interpolate_between_two_drawn_slices(viewer, qtbot, window):
+    editing = viewer.editing
     editing.set_tool("brush")
     editing.panel.radius.setValue(4.0)
     view = window.slice_view
@@ -103,11 +108,11 @@ def test_interpolate_between_two_drawn_slices(qtbot, window):
     assert editing.history.undo_text.startswith("interpolate slices 3–9")
 
 
-def test_threshold_range_follows_the_window_until_typed(window):
+def test_threshold_range_follows_the_window_until_typed(viewer, window):
     from lsms_viewer.display.windowing import Window
 
-    panel = window.editing.panel
-    settings = window.editing.context.settings
+    panel = viewer.editing.panel
+    settings = viewer.editing.context.settings
     window.slice_view.set_window(Window(150, 60))
     assert settings.hu_range == (-15.0, 135.0)
     panel.hu_low.setValue(0)
@@ -118,7 +123,7 @@ def test_threshold_range_follows_the_window_until_typed(window):
     assert settings.hu_range == (-160.0, 240.0)
 
 
-def test_no_shortcut_is_ambiguous(window):
+def test_no_shortcut_is_ambiguous(viewer, window):
     from PySide6.QtGui import QAction
 
     seen = {}
@@ -126,15 +131,15 @@ def test_no_shortcut_is_ambiguous(window):
         for seq in action.shortcuts():
             assert seq.toString() not in seen, (action.text(), seen.get(seq.toString()))
             seen[seq.toString()] = action.text()
-    assert window.editing.dropped_shortcuts == []
+    assert viewer.editing.dropped_shortcuts == []
 
 
-def test_brush_cursor_is_the_footprint_and_hides_when_the_pointer_leaves(qtbot, window):
+def test_brush_cursor_is_the_footprint_and_hides_when_the_pointer_leaves(viewer, qtbot, window):
     from helpers_editing import widget_point
     from PySide6.QtCore import QEvent
     from PySide6.QtTest import QTest
 
-    editing = window.editing
+    editing = viewer.editing
     editing.set_tool("brush")
     editing.panel.radius.setValue(4.0)
     canvas = window.slice_view.canvas.viewport()
@@ -151,10 +156,10 @@ def test_brush_cursor_is_the_footprint_and_hides_when_the_pointer_leaves(qtbot, 
     assert editing.tools["brush"].outline_item is None
 
 
-def test_tool_keys_and_bracket_keys_change_tool_and_radius(qtbot, window):
+def test_tool_keys_and_bracket_keys_change_tool_and_radius(viewer, qtbot, window):
     canvas = window.slice_view.canvas
     canvas.setFocus()
-    editing = window.editing
+    editing = viewer.editing
     for key, name in ((Qt.Key.Key_B, "brush"), (Qt.Key.Key_E, "eraser"), (Qt.Key.Key_F, "fill"),
                       (Qt.Key.Key_K, "keep"), (Qt.Key.Key_H, "pan")):
         qtbot.keyClick(canvas, key)

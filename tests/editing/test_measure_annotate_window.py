@@ -12,8 +12,13 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def window(make_window):
-    return make_window(1200, 900)
+def viewer(make_viewer):
+    return make_viewer(1200, 900)
+
+
+@pytest.fixture
+def window(viewer):
+    return viewer.window
 
 
 def _dark(volume):
@@ -22,8 +27,8 @@ def _dark(volume):
     return mask
 
 
-def test_measure_panel_shows_lsms_core_numbers_and_draws_axes(window, volume):
-    panel = window.editing.measure_panel
+def test_measure_panel_shows_lsms_core_numbers_and_draws_axes(viewer, window, volume):
+    panel = viewer.measure_panel
     label = window.document.add_label(_dark(volume), name="dark")
     panel.refresh()
     k = window.current_slice()
@@ -44,12 +49,12 @@ def test_measure_panel_shows_lsms_core_numbers_and_draws_axes(window, volume):
     assert panel.overlay._items == []
 
 
-def test_annotation_form_composes_checks_and_exports(qtbot, window, volume, tmp_path):
-    editing = window.editing
-    editing.annotation_mode_action.trigger()
-    assert editing.annotation_dock.isVisible()
+def test_annotation_form_composes_checks_and_exports(viewer, qtbot, window, volume, tmp_path):
+    editing = viewer.editing
+    viewer.annotation_mode_action.trigger()
+    assert viewer.annotation_dock.isVisible()
     label = window.document.add_label(_dark(volume), name="dark")
-    panel = editing.annotation_panel
+    panel = viewer.annotation_panel
     assert panel.label is label
     panel.segment.setCurrentIndex(panel.segment.findData("VI"))
     panel.lesion_type.setCurrentIndex(panel.lesion_type.findData("cyst"))
@@ -74,8 +79,8 @@ def test_annotation_form_composes_checks_and_exports(qtbot, window, volume, tmp_
     assert ds.samples[0].extra["provenance"]["window"] == [400.0, 40.0]
 
 
-def test_axes_follow_the_slice_once_scrolling_pauses(qtbot, window, volume):
-    panel = window.editing.measure_panel
+def test_axes_follow_the_slice_once_scrolling_pauses(viewer, qtbot, window, volume):
+    panel = viewer.measure_panel
     label = window.document.add_label(_dark(volume), name="dark")
     panel.refresh()
     assert panel.overlay._items

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lsms_viewer.editing_ui import attach_editing
+from lsms_viewer.app import build_viewer
 from lsms_viewer.state.session import read_session
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
@@ -18,7 +18,7 @@ def engine(tmp_path_factory):
     """A real Segmenter on a random checkpoint (64 px input), thresholded at its median probability."""
     from lsms_core.checkpoint import create_random_checkpoint
     from lsms_viewer.demo import synthetic_abdomen
-    from lsms_viewer.workers import EngineHost
+    from lsms_viewer.inference import EngineHost
 
     folder = create_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "random", input_size=64, seed=0)
     host = EngineHost(folder, device="cpu", threads=1)
@@ -29,30 +29,30 @@ def engine(tmp_path_factory):
 
 def test_model_run_and_rerun_are_single_undo_steps(qtbot, engine, tmp_path, monkeypatch):
     from lsms_viewer.demo import synthetic_abdomen
-    from lsms_viewer.main_window import MainWindow
 
     monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
-    win = MainWindow(engine=engine)
+    viewer = build_viewer(engine=engine)
+    win = viewer.window
     qtbot.addWidget(win)
     win.show()
-    editing = attach_editing(win)
+    editing = viewer.editing
     volume, _ = synthetic_abdomen(shape=(6, 96, 112), spacing=(3.0, 2.5, 5.0), seed=1)
-    win.set_volume(volume)
-    with qtbot.waitSignal(win.segmentation_done, timeout=60000) as done:
-        assert win.segment(WORDS, "slice")
+    viewer.opening.set_volume(volume)
+    with qtbot.waitSignal(viewer.segmentation.done, timeout=60000) as done:
+        assert viewer.segmentation.segment(WORDS, "slice")
     assert done.args[0] == "finished"
     label = win.document.labels[0]
     first = label.mask.copy()
     assert first.any()
     assert editing.undo_action.text() == f"&Undo model run “{WORDS}”"
     assert "first_model_mask" in label.meta
-    saved = read_session(editing.autosaver.last_path)
+    saved = read_session(viewer.autosaver.last_path)
     assert np.array_equal(saved.labels[0].mask, first)
 
     # Re-run with other words on the same label: replaced mask, new words and new name in one step.
     win.expression_bar.set_rerun(label.id, label.name, label.expression)
-    with qtbot.waitSignal(win.segmentation_done, timeout=60000):
-        assert win.segment("the larger hypodense lesion", "range")
+    with qtbot.waitSignal(viewer.segmentation.done, timeout=60000):
+        assert viewer.segmentation.segment("the larger hypodense lesion", "range")
     second = label.mask.copy()
     assert label.expression == "the larger hypodense lesion"
     assert editing.history.undo_text == "model run “the larger hypodense lesion”"
@@ -73,16 +73,16 @@ def test_a_run_ending_during_a_brush_stroke_waits_for_the_stroke_and_stays_its_o
     from PySide6.QtTest import QTest
 
     from lsms_viewer.demo import synthetic_abdomen
-    from lsms_viewer.main_window import MainWindow
 
     monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
-    win = MainWindow(engine=engine)
+    viewer = build_viewer(engine=engine)
+    win = viewer.window
     qtbot.addWidget(win)
     win.resize(900, 700)
     win.show()
-    editing = attach_editing(win)
+    editing = viewer.editing
     volume, _ = synthetic_abdomen(shape=(6, 96, 112), spacing=(3.0, 2.5, 5.0), seed=1)
-    win.set_volume(volume)
+    viewer.opening.set_volume(volume)
     editing.set_tool("brush")
     canvas = win.slice_view.canvas.viewport()
     none = Qt.KeyboardModifier.NoModifier
@@ -92,16 +92,16 @@ def test_a_run_ending_during_a_brush_stroke_waits_for_the_stroke_and_stays_its_o
     stroke_label = win.document.active_label
     assert stroke_label is not None and stroke_label.mask.any()
 
-    assert win.segment(WORDS, "slice")
-    run = win.current_run
+    assert viewer.segmentation.segment(WORDS, "slice")
+    run = viewer.segmentation.current_run
     qtbot.waitUntil(lambda: not run.thread.isRunning(), timeout=60000)
     qtbot.wait(100)  # the result and the thread's end reached the window while the button is still down
-    assert [label.id for label in win.document.labels] == [stroke_label.id] and win.is_segmenting()
+    assert [label.id for label in win.document.labels] == [stroke_label.id] and viewer.segmentation.is_segmenting()
 
-    with qtbot.waitSignal(win.segmentation_done, timeout=10000) as done:
+    with qtbot.waitSignal(viewer.segmentation.done, timeout=10000) as done:
         QTest.mouseMove(canvas, widget_point(win, 48, 50))
         QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, none, widget_point(win, 48, 50))
-    assert done.args[0] == "finished" and len(win.document.labels) == 2 and not win.is_segmenting()
+    assert done.args[0] == "finished" and len(win.document.labels) == 2 and not viewer.segmentation.is_segmenting()
     stroke_mask = stroke_label.mask.copy()
     assert editing.history.undo_text == f"model run “{WORDS}”"
     editing.undo()  # the run alone

@@ -92,18 +92,18 @@ def test_viewer_killed_with_sigkill_restores_identical_labels(qtbot, tmp_path, v
     found = crashed_sessions(sessions)
     assert len(found) == 1 and not found[0].clean_exit
 
-    from lsms_viewer.editing_ui import attach_editing
-    from lsms_viewer.main_window import MainWindow
+    from lsms_viewer.app import build_viewer
 
     monkeypatch.setenv("LSMS_SESSION_DIR", str(sessions))
-    win = MainWindow()
+    viewer = build_viewer()
+    win = viewer.window
     qtbot.addWidget(win)
-    editing = attach_editing(win)
-    qtbot.waitUntil(lambda: editing.pending_question is not None, timeout=5000)
-    assert "did not close properly" in editing.pending_question.text()
-    assert not editing.banner_dock.isHidden()
-    editing.pending_question.yes_button.click()
-    qtbot.waitUntil(lambda: editing.last_restore is not None, timeout=10000)
+    recovery = viewer.recovery
+    qtbot.waitUntil(lambda: recovery.pending_question is not None, timeout=5000)
+    assert "did not close properly" in recovery.pending_question.text()
+    assert not recovery.banner_dock.isHidden()
+    recovery.pending_question.yes_button.click()
+    qtbot.waitUntil(lambda: recovery.last_restore is not None, timeout=10000)
 
     expected = json.loads((out / "labels.json").read_text())
     labels = win.document.labels
@@ -123,42 +123,43 @@ def test_viewer_killed_with_sigkill_restores_identical_labels(qtbot, tmp_path, v
 @pytest.mark.gui
 def test_reopening_a_study_offers_its_saved_labels_and_declining_keeps_the_file(qtbot, tmp_path, volume,
                                                                                monkeypatch):
-    from lsms_viewer.editing_ui import attach_editing
-    from lsms_viewer.main_window import MainWindow
+    from lsms_viewer.app import build_viewer
 
     monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
-    win = MainWindow()
+    viewer = build_viewer()
+    win = viewer.window
     qtbot.addWidget(win)
-    editing = attach_editing(win)
-    win.set_volume(volume)
+    viewer.opening.set_volume(volume)
     mask = np.zeros(volume.shape, bool)
     mask[4, 10:20, 10:20] = True
     win.document.add_label(mask, name="kept")
-    saved = editing.autosaver.last_path
+    saved = viewer.autosaver.last_path
     assert saved is not None and saved.exists()
     win.close()  # clean exit: not a crash, but the study's labels are still offered when it is reopened
     assert crashed_sessions(tmp_path / "sessions") == []
 
-    win2 = MainWindow()
+    viewer2 = build_viewer()
+    win2 = viewer2.window
     qtbot.addWidget(win2)
-    editing2 = attach_editing(win2)
-    win2.set_volume(volume)
-    qtbot.waitUntil(lambda: editing2.pending_question is not None, timeout=5000)
-    assert "1 label" in editing2.pending_question.text()
-    editing2.pending_question.no_button.click()
+    viewer2.opening.set_volume(volume)
+    recovery2 = viewer2.recovery
+    qtbot.waitUntil(lambda: recovery2.pending_question is not None, timeout=5000)
+    assert "1 label" in recovery2.pending_question.text()
+    recovery2.pending_question.no_button.click()
     assert win2.document.labels == [] and not saved.exists()
     assert len(list((tmp_path / "sessions").glob("*.declined-*"))) == 1
 
 
 def test_opening_another_study_saves_the_labels_first_and_refuses_when_it_cannot(qtbot, tmp_path, volume,
                                                                                   monkeypatch):
+    from lsms_viewer.app import build_viewer
     from lsms_viewer.demo import synthetic_abdomen
-    from lsms_viewer.main_window import MainWindow
 
     monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
-    win = MainWindow()
+    viewer = build_viewer()
+    win = viewer.window
     qtbot.addWidget(win)
-    win.set_volume(volume)
+    viewer.opening.set_volume(volume)
     mask = np.zeros(volume.shape, bool)
     mask[4, 10:20, 10:20] = True
     win.document.add_label(mask, name="kept")
@@ -170,13 +171,13 @@ def test_opening_another_study_saves_the_labels_first_and_refuses_when_it_cannot
     monkeypatch.setenv("LSMS_SESSION_DIR", str(blocker / "sessions"))
     errors = []
     win.show_error = lambda title, message: errors.append((title, message))
-    assert win.set_volume(other) is False
+    assert viewer.opening.set_volume(other) is False
     assert win.document.volume is volume and [label.name for label in win.document.labels] == ["kept"]
     assert errors and errors[0][0] == "The open study's labels are not saved" and "Export" in errors[0][1]
 
     # Writable again: the labels are saved with their study, then the other study opens.
     monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
-    assert win.set_volume(other) is True
+    assert viewer.opening.set_volume(other) is True
     assert win.document.volume is other and win.document.labels == []
     assert "1 label(s)" in win.statusBar().currentMessage()
     saved = read_session(session_path(volume, tmp_path / "sessions"))

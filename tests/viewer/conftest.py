@@ -33,7 +33,7 @@ def engine(tmp_path_factory):
     real run: masks are then about half of each slice, never all or nothing.
     """
     from lsms_core.checkpoint import create_random_checkpoint
-    from lsms_viewer.workers import EngineHost
+    from lsms_viewer.inference import EngineHost
 
     folder = create_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "random", input_size=64, seed=0)
     host = EngineHost(folder, device="cpu", threads=1)
@@ -44,12 +44,18 @@ def engine(tmp_path_factory):
 
 
 @pytest.fixture
-def window(qtbot):
-    from lsms_viewer.main_window import MainWindow
+def viewer(qtbot):
+    """A whole viewer (window, controllers, docks) as ``lsms-viewer`` builds it, shown offscreen."""
+    from lsms_viewer.app import build_viewer
 
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1100, 760)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+    built = build_viewer()
+    qtbot.addWidget(built.window)
+    built.window.resize(1100, 760)
+    built.window.show()
+    qtbot.waitExposed(built.window)
+    return built
+
+
+@pytest.fixture
+def window(viewer):
+    return viewer.window

@@ -19,20 +19,21 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 app = QApplication([])
 QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, sys.argv[3])
 
+from lsms_viewer.app import build_viewer  # noqa: E402
 from lsms_viewer.demo import synthetic_abdomen  # noqa: E402
-from lsms_viewer.main_window import MainWindow  # noqa: E402
-from lsms_viewer.workers import EngineHost  # noqa: E402
+from lsms_viewer.inference import EngineHost  # noqa: E402
 
 WORDS = "the larger low-density lesion in the right lobe"
 volume, masks = synthetic_abdomen(shape=(4, 96, 112), spacing=(3.0, 2.5, 5.0), seed=1)
 host = EngineHost(sys.argv[1], device="cpu", threads=1)
 host.get().predict(volume.array[0], WORDS)  # loads the model and caches the words' embedding
-win = MainWindow(engine=host)
+viewer = build_viewer(engine=host)
+win = viewer.window
 win.show()
-win.set_volume(volume)
+viewer.opening.set_volume(volume)
 kept = win.document.add_label(masks["larger lesion"], expression="drawn by hand")
 outcomes = []
-win.segmentation_done.connect(outcomes.append)
+viewer.segmentation.done.connect(outcomes.append)
 win.expression_bar.set_scope("volume")
 win.expression_bar.edit.setText(WORDS)
 app.processEvents()

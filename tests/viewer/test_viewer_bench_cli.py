@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from lsms_viewer.app import build_parser, create_window
+from lsms_viewer.app import build_parser, create_viewer
 from lsms_viewer.bench import render as bench_render
 from lsms_viewer.cli import register_view
 
@@ -22,14 +22,15 @@ def test_lsms_view_takes_the_viewer_arguments():
 
 def test_demo_without_installed_resources_says_so_on_screen(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("LSMS_RESOURCES", str(tmp_path / "empty"))
-    window = create_window(build_parser().parse_args(["--demo"]))
+    viewer = create_viewer(build_parser().parse_args(["--demo"]))
+    window = viewer.window
     qtbot.addWidget(window)
     assert window.document.volume is not None  # the synthetic phantom stands in for the demo case
     notice = window.notice.text()
     assert window.notice.isVisibleTo(window)
     assert "demo case is not installed" in notice and "No model weights are installed" in notice
     assert window.expression_bar.edit.text() == "the smaller low-density nodule in the right lobe"
-    assert window.engine is None and "no model" in window.device_label.text()
+    assert viewer.segmentation.engine is None and "no model" in window.device_label.text()
 
 
 def test_demo_uses_the_newest_checkpoint_when_demo_weights_are_missing(qtbot, tmp_path, monkeypatch):
@@ -38,9 +39,10 @@ def test_demo_uses_the_newest_checkpoint_when_demo_weights_are_missing(qtbot, tm
     models = tmp_path / "res" / "models"
     create_random_checkpoint(models / "my-model", input_size=64)
     monkeypatch.setenv("LSMS_RESOURCES", str(tmp_path / "res"))
-    window = create_window(build_parser().parse_args(["--demo"]))
+    viewer = create_viewer(build_parser().parse_args(["--demo"]))
+    window = viewer.window
     qtbot.addWidget(window)
-    assert window.engine is not None and window.engine.checkpoint == models / "my-model"
+    assert viewer.segmentation.engine is not None and viewer.segmentation.engine.checkpoint == models / "my-model"
     assert "newest checkpoint found, my-model" in window.notice.text()
 
 
@@ -62,11 +64,12 @@ def test_bad_arguments_are_refused(argv):
 
 
 def test_a_missing_checkpoint_is_reported_at_start(qtbot, tmp_path):
-    window = create_window(build_parser().parse_args(["--checkpoint", str(tmp_path / "nowhere")]))
+    viewer = create_viewer(build_parser().parse_args(["--checkpoint", str(tmp_path / "nowhere")]))
+    window = viewer.window
     qtbot.addWidget(window)
     assert window.last_error is not None and window.last_error[0] == "Cannot use this checkpoint"
     assert "nowhere" in window.last_error[1]
-    assert window.engine is None
+    assert viewer.segmentation.engine is None
 
 
 def test_demo_opens_the_installed_case_at_its_recipe_slice_and_window(qtbot, tmp_path, monkeypatch):
@@ -80,10 +83,11 @@ def test_demo_opens_the_installed_case_at_its_recipe_slice_and_window(qtbot, tmp
     (demo / "demo.json").write_text(json.dumps({"expression": "the cyst near the dome", "slice": 4,
                                                 "window": [350, 50]}))
     monkeypatch.setenv("LSMS_RESOURCES", str(tmp_path / "res"))
-    window = create_window(build_parser().parse_args(["--demo"]))
+    viewer = create_viewer(build_parser().parse_args(["--demo"]))
+    window = viewer.window
     qtbot.addWidget(window)
     qtbot.waitUntil(lambda: window.document.volume is not None, timeout=20000)
-    qtbot.waitUntil(lambda: not window.is_loading())
+    qtbot.waitUntil(lambda: not viewer.opening.is_loading())
     from lsms_viewer.display.windowing import Window
 
     assert window.current_slice() == 4 and window.slice_view.window == Window(350, 50)

@@ -8,9 +8,9 @@ from PySide6.QtCore import Qt
 from lsms_viewer.views.label_panel import COL_EXPRESSION, COL_NAME, COL_VISIBLE
 
 
-def test_panel_widgets_change_the_labels_and_the_overlay(window, study):
+def test_panel_widgets_change_the_labels_and_the_overlay(viewer, window, study):
     volume, lesions = study
-    window.set_volume(volume)
+    viewer.opening.set_volume(volume)
     mask = lesions["larger lesion"]
     k = int(np.argmax(mask.sum(axis=(1, 2))))
     window.slice_view.set_slice(k)
@@ -40,9 +40,9 @@ def test_panel_widgets_change_the_labels_and_the_overlay(window, study):
     assert doc.labels == [second] and table.rowCount() == 1
 
 
-def test_details_follow_mask_edits_once_they_pause(qtbot, window, study):
+def test_details_follow_mask_edits_once_they_pause(viewer, qtbot, window, study):
     volume, lesions = study
-    window.set_volume(volume)
+    viewer.opening.set_volume(volume)
     doc, panel = window.document, window.label_panel
     mask = lesions["larger lesion"]
     label = doc.add_label(mask, expression="the larger low-density lesion")

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication
 
 from lsms_core.volume import Volume
 from lsms_viewer import settings as user_settings
+from lsms_viewer.app import build_viewer
 from lsms_viewer.display.overlay import EDGE_BIT
 from lsms_viewer.display.windowing import Window
 from lsms_viewer.main_window import MainWindow, patient_position_text
@@ -36,9 +37,9 @@ def _screen_point(win: MainWindow, col: float, row: float) -> QPoint:
     return view.canvas.mapFromScene(scene)
 
 
-def test_open_study_shows_middle_slice_and_scrolls(window, study, qtbot):
+def test_open_study_shows_middle_slice_and_scrolls(viewer, window, study, qtbot):
     volume, _ = study
-    window.set_volume(volume)
+    viewer.opening.set_volume(volume)
     view = window.slice_view
     assert view.current_slice == volume.shape[0] // 2
     assert np.array_equal(view.displayed_image(), _grey(volume.array[view.current_slice], view.window))
@@ -60,9 +61,9 @@ def test_open_study_shows_middle_slice_and_scrolls(window, study, qtbot):
     assert view.position_label.text().split()[0] == "4"
 
 
-def test_ctrl_wheel_zooms_and_reset_fits(window, study):
+def test_ctrl_wheel_zooms_and_reset_fits(viewer, window, study):
     volume, _ = study
-    window.set_volume(volume)
+    viewer.opening.set_volume(volume)
     view = window.slice_view
     before = view.view_box.viewRect()
     _wheel(view.canvas, 2, Qt.KeyboardModifier.ControlModifier)
@@ -73,31 +74,31 @@ def test_ctrl_wheel_zooms_and_reset_fits(window, study):
     assert abs(view.view_box.viewRect().width() - before.width()) < 1e-6 * before.width() + 1e-3
 
 
-def test_pixels_have_their_physical_shape(window):
+def test_pixels_have_their_physical_shape(viewer, window):
     # 0.5 mm columns, 2 mm rows: one row must be drawn 4 times taller than one column is wide.
     array = np.zeros((3, 20, 80), np.int16)
-    window.set_volume(Volume(array, (0.5, 2.0, 3.0), (0, 0, 0)))
+    viewer.opening.set_volume(Volume(array, (0.5, 2.0, 3.0), (0, 0, 0)))
     a = _screen_point(window, 0, 0)
     b = _screen_point(window, 40, 10)
     assert b.x() - a.x() > 50
     assert abs((b.x() - a.x()) - (b.y() - a.y())) <= 2  # 40 * 0.5 mm == 10 * 2 mm == 20 mm
 
 
-def test_radiological_orientation_letters(window, study):
+def test_radiological_orientation_letters(viewer, window, study):
     volume, _ = study
-    window.set_volume(volume)
+    viewer.opening.set_volume(volume)
     letters = {k: lab.text() for k, lab in window.slice_view._letters.items()}
     # Identity LPS direction: column index runs to the patient's left, row index posterior.
     assert letters == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
     # A volume stored with flipped columns is shown with the letters that describe it honestly.
     flipped = Volume(volume.array, volume.spacing, volume.origin, np.diag([-1.0, 1.0, 1.0]))
-    window.set_volume(flipped)
+    viewer.opening.set_volume(flipped)
     assert window.slice_view._letters["left"].text() == "L"
 
 
-def test_right_drag_changes_window_and_presets_restore_it(window, study, qtbot):
+def test_right_drag_changes_window_and_presets_restore_it(viewer, window, study, qtbot):
     volume, _ = study
-    window.set_volume(volume)
+    viewer.opening.set_volume(volume)
     view = window.slice_view
     assert view.window == Window(400, 40)
     viewport = view.canvas.viewport()
@@ -119,15 +120,15 @@ def test_default_preset_persists_between_runs(window, qtbot, isolated_settings):
     window.apply_preset("liver")
     window.save_default_preset()
     assert user_settings.default_preset() == "liver"
-    second = MainWindow()
+    second = build_viewer().window  # the next start
     qtbot.addWidget(second)
     assert second.slice_view.window == Window(150, 30)
     assert list(isolated_settings.rglob("*.ini"))  # really written to disk
 
 
-def test_status_bar_shows_hu_and_patient_mm_under_the_cursor(window, study, qtbot):
+def test_status_bar_shows_hu_and_patient_mm_under_the_cursor(viewer, window, study, qtbot):
     volume, _ = study
-    window.set_volume(volume)
+    viewer.opening.set_volume(volume)
     col, row = 30, 40
     point = _screen_point(window, col + 0.5, row + 0.5)
     QTest.mouseMove(window.slice_view.canvas.viewport(), point)
@@ -142,9 +143,9 @@ def test_patient_position_text_uses_anatomical_letters():
     assert patient_position_text((-12.34, 5.0, -7.0)) == "12.3 R  5.0 P  7.0 I"
 
 
-def test_overlay_holds_label_and_follows_visibility_and_mode(window, study):
+def test_overlay_holds_label_and_follows_visibility_and_mode(viewer, window, study):
     volume, lesions = study
-    window.set_volume(volume)
+    viewer.opening.set_volume(volume)
     mask = lesions["larger lesion"]
     k = int(np.argmax(mask.sum(axis=(1, 2))))
     window.slice_view.set_slice(k)
@@ -164,37 +165,37 @@ def test_overlay_holds_label_and_follows_visibility_and_mode(window, study):
     table = window.label_panel.table
     assert table.rowCount() == 1
     assert table.item(0, 2).text() == "the larger low-density lesion"
-    assert window.export_action.isEnabled()
+    assert viewer.export.export_action.isEnabled()
 
 
-def test_an_unreadable_file_shows_an_error_and_keeps_the_study(window, study, tmp_path, qtbot):
+def test_an_unreadable_file_shows_an_error_and_keeps_the_study(viewer, window, study, tmp_path, qtbot):
     volume, lesions = study
-    window.set_volume(volume)
+    viewer.opening.set_volume(volume)
     window.document.add_label(lesions["smaller lesion"])
     bad = tmp_path / "broken.nii.gz"
     bad.write_bytes(b"not a nifti file at all")
-    with qtbot.waitSignal(window.open_failed, timeout=20000) as blocker:
-        assert window.open_path(bad)
+    with qtbot.waitSignal(viewer.opening.open_failed, timeout=20000) as blocker:
+        assert viewer.opening.open_path(bad)
     assert blocker.args[0] == "Cannot open this study" and "broken.nii.gz" in blocker.args[1]
     assert window.last_error[0] == "Cannot open this study"
     assert window.document.volume is volume and len(window.document.labels) == 1
-    qtbot.waitUntil(lambda: not window.is_loading())
+    qtbot.waitUntil(lambda: not viewer.opening.is_loading())
 
 
-def test_float_and_integer_volumes_are_windowed_alike(window):
+def test_float_and_integer_volumes_are_windowed_alike(viewer, window):
     rng = np.random.default_rng(0)
     hu = rng.integers(-1100, 1500, size=(2, 16, 16)).astype(np.int16)
     for array in (hu, hu.astype(np.float32)):
-        window.set_volume(Volume(array, (1, 1, 1), (0, 0, 0)))
+        viewer.opening.set_volume(Volume(array, (1, 1, 1), (0, 0, 0)))
         for key in ("abdomen", "lung", "brain"):
             window.apply_preset(key)
             view = window.slice_view
             assert np.array_equal(view.displayed_image(), _grey(array[view.current_slice], view.window))
 
 
-def test_middle_drag_pans_by_the_distance_dragged(window, study):
+def test_middle_drag_pans_by_the_distance_dragged(viewer, window, study):
     volume, _ = study
-    window.set_volume(volume)
+    viewer.opening.set_volume(volume)
     view = window.slice_view
     viewport = view.canvas.viewport()
     start = QPoint(viewport.width() // 2, viewport.height() // 2)
@@ -211,11 +212,11 @@ def test_middle_drag_pans_by_the_distance_dragged(window, study):
     assert view.current_slice == volume.shape[0] // 2 and view.window == Window(400, 40)
 
 
-def test_left_drag_pans_with_the_default_pan_tool(window, study):
+def test_left_drag_pans_with_the_default_pan_tool(viewer, window, study):
     # The window starts with the pan tool; it used to be given the left button without being activated,
     # and the first drag raised inside Qt's mouse handler.
     volume, _ = study
-    window.set_volume(volume)
+    viewer.opening.set_volume(volume)
     view = window.slice_view
     viewport = view.canvas.viewport()
     start = QPoint(viewport.width() // 2, viewport.height() // 2)
@@ -232,22 +233,22 @@ def test_left_drag_pans_with_the_default_pan_tool(window, study):
 def test_panel_layout_comes_back_after_the_user_quits(window, qtbot):
     window.label_dock.hide()
     window.quit_action.trigger()
-    again = MainWindow()
+    again = build_viewer().window
     qtbot.addWidget(again)
     again.show()
     assert not again.label_dock.isVisible()
     # A window closed by a script (not the user) leaves the stored layout alone.
     again.label_dock.show()
     again.close()
-    third = MainWindow()
+    third = build_viewer().window
     qtbot.addWidget(third)
     third.show()
     assert not third.label_dock.isVisible()
 
 
-def test_slice_settled_comes_once_after_a_burst_of_scrolling(window, study, qtbot):
+def test_slice_settled_comes_once_after_a_burst_of_scrolling(viewer, window, study, qtbot):
     volume, _ = study
-    window.set_volume(volume)
+    viewer.opening.set_volume(volume)
     view = window.slice_view
     settled = []
     view.slice_settled.connect(settled.append)

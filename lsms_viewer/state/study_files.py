@@ -1,5 +1,5 @@
-"""Opening studies: reading in a worker, the series chooser for folders holding several series, and
-importing label masks saved earlier (by this viewer or any tool) onto the open CT.
+"""Reading studies and label files, without Qt: a study (or the choice of series a folder offers), and
+the labels of a mask file saved earlier (by this viewer or any tool) on the open CT's grid.
 
 ``lsms_core.volume`` is imported when a study is opened, which keeps the first window fast.
 """
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtWidgets import QInputDialog, QWidget
 
 from lsms_core.errors import VolumeError
 
@@ -43,18 +42,10 @@ def read_study(path: str | Path, series_uid: str | None = None, progress=None, c
         return SeriesChoice(path, list(exc.series))
 
 
-def ask_series(choice: SeriesChoice, parent: QWidget | None = None) -> str | None:
-    """The UID the user picked, or None when they cancelled."""
-    items = [s.summary() for s in choice.series]
-    item, ok = QInputDialog.getItem(parent, "Choose a series",
-                                    f"{choice.path.name} holds {len(items)} image series:", items, 0, False)
-    if not ok:
-        return None
-    return choice.series[items.index(item)].uid
-
-
 @dataclass
 class ImportedLabel:
+    """One label of a mask file: its value there, its mask on the CT's grid, and its sidecar's words."""
+
     value: int
     mask: np.ndarray
     name: str
