@@ -1,28 +1,30 @@
-"""Viewer test fixtures: isolated QSettings, a synthetic study, and one real (random-weight) engine."""
+"""Viewer test fixtures without Qt: a synthetic study, a phantom volume and its Document, one real
+(random-weight) engine. Qt fixtures (settings isolation, whole viewers) are in qt/conftest.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
+from viewer_helpers import phantom_volume
 
 from lsms_viewer.demo import synthetic_abdomen
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, qapp, monkeypatch):
-    """Every test gets its own settings and session folders: nothing leaks between tests or to the user."""
-    folder = tmp_path / "settings"
-    folder.mkdir()
-    monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
-    yield folder
+from lsms_viewer.state.document import Document
 
 
 @pytest.fixture(scope="session")
 def study():
     """A small abdomen phantom (and its lesion masks) that the model can run on quickly."""
     return synthetic_abdomen(shape=(12, 96, 112), spacing=(3.0, 2.5, 5.0), seed=1)
+
+
+@pytest.fixture
+def volume():
+    return phantom_volume()
+
+
+@pytest.fixture
+def document(volume):
+    return Document(volume)
 
 
 @pytest.fixture(scope="session")
@@ -41,21 +43,3 @@ def engine(tmp_path_factory):
     probs = host.get().predict(volume.array[0], "the low-density nodule in the right lobe").probs
     host.threshold = float(np.median(probs))
     return host
-
-
-@pytest.fixture
-def viewer(qtbot):
-    """A whole viewer (window, controllers, docks) as ``lsms-viewer`` builds it, shown offscreen."""
-    from lsms_viewer.app import build_viewer
-
-    built = build_viewer()
-    qtbot.addWidget(built.window)
-    built.window.resize(1100, 760)
-    built.window.show()
-    qtbot.waitExposed(built.window)
-    return built
-
-
-@pytest.fixture
-def window(viewer):
-    return viewer.window

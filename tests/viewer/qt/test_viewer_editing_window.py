@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers_editing import drag
 from PySide6.QtCore import Qt
+from qt_helpers import drag
 
 from lsms_viewer.editing.brush import footprint
-
-pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
@@ -135,9 +133,9 @@ def test_no_shortcut_is_ambiguous(viewer, window):
 
 
 def test_brush_cursor_is_the_footprint_and_hides_when_the_pointer_leaves(viewer, qtbot, window):
-    from helpers_editing import widget_point
     from PySide6.QtCore import QEvent
     from PySide6.QtTest import QTest
+    from qt_helpers import widget_point
 
     editing = viewer.editing
     editing.set_tool("brush")

@@ -14,8 +14,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
-from helpers_editing import drag  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from qt_helpers import drag  # noqa: E402
 
 app = QApplication([])
 

@@ -8,7 +8,7 @@ import pytest
 from lsms_viewer.app import build_viewer
 from lsms_viewer.state.session import read_session
 
-pytestmark = [pytest.mark.gui, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 WORDS = "the low-density nodule in the right lobe"
 
@@ -68,9 +68,9 @@ def test_model_run_and_rerun_are_single_undo_steps(qtbot, engine, tmp_path, monk
 
 def test_a_run_ending_during_a_brush_stroke_waits_for_the_stroke_and_stays_its_own_undo_step(
         qtbot, engine, tmp_path, monkeypatch):
-    from helpers_editing import widget_point
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
+    from qt_helpers import widget_point
 
     from lsms_viewer.demo import synthetic_abdomen
 

@@ -8,8 +8,6 @@ import pytest
 from lsms_core.data.format import read_dataset
 from lsms_core.measure import measure_2d
 
-pytestmark = pytest.mark.gui
-
 
 @pytest.fixture
 def viewer(make_viewer):
