@@ -26,12 +26,11 @@ import numpy as np
 from lsms_core.errors import LSMSError
 from lsms_core.measure import (
     Density,
-    MeasureError,
     Measurement2D,
     Measurement3D,
-    axes_2d,
-    measure_2d,
-    relative_density,
+    array_spacing,
+    measure_slice,
+    measure_volume,
 )
 from lsms_core.volume import Volume
 from lsms_viewer.state.maskbits import pack_bits, unpack_bits
@@ -56,7 +55,6 @@ LOBE_OF_SEGMENT = {"I": "caudate", "II": "left", "III": "left", "IV": "left", "V
 DENSITY_WORD = {"hypo": "hypodense", "iso": "isodense", "hyper": "hyperdense"}
 DIAMETER_TOLERANCE = 0.20
 PARTIAL_FRACTIONS = (0.5, 0.25)
-MAX_RING_VOXELS = 3_000_000  # above this box size the ring density is measured on one slice
 
 
 class AnnotationError(LSMSError):
@@ -80,102 +78,6 @@ class LesionMeasurement:
         return None if self.slice_2d is None else self.slice_2d.long_axis.length_mm
 
 
-def _crop_box(mask: np.ndarray, pad: tuple[int, ...]) -> tuple[slice, ...]:
-    """Bounding box of a non-empty mask grown by ``pad``, from axis projections (no index arrays: a
-    512x512x300 mask is scanned in milliseconds)."""
-    box = []
-    for axis in range(mask.ndim):
-        others = tuple(a for a in range(mask.ndim) if a != axis)
-        hit = np.flatnonzero(mask.any(axis=others))
-        box.append(slice(max(int(hit[0]) - pad[axis], 0), min(int(hit[-1]) + pad[axis] + 1, mask.shape[axis])))
-        # Narrow the next projections to the extent found so far.
-        mask = mask[(slice(None),) * axis + (slice(int(hit[0]), int(hit[-1]) + 1),)]
-    return tuple(box)
-
-
-def body_midline_col(image: np.ndarray, threshold_hu: float = -300.0) -> float | None:
-    """Column of the body's centre on an axial slice (the patient is rarely centred in the field)."""
-    body = image > threshold_hu
-    cols = np.flatnonzero(body.any(axis=0))
-    if cols.size == 0:
-        return None
-    return (float(cols[0]) + float(cols[-1])) / 2.0
-
-
-def measure_volume(volume: Volume, mask: np.ndarray, *, exclude: np.ndarray | None = None,
-                   ring_mm: float = 5.0, long_axes: dict[int, float] | None = None, largest: bool = True
-                   ) -> tuple[Measurement3D, Density | None]:
-    """Volume, extent, HU statistics and 3D ring density of a non-empty label (works on its box only).
-
-    Same numbers as ``lsms_core.measure.measure_3d``. ``long_axes`` is an optional cache {slice: long
-    axis mm} that the caller keeps between calls and clears for slices that changed: the largest slice is
-    then found without re-measuring every slice after each brush stroke. ``largest=False`` skips that
-    search (``largest_slice`` is then the slice of largest area and ``long_axis_mm`` is NaN).
-
-    The ring density is computed in 3D; for a label whose box exceeds ``MAX_RING_VOXELS`` (an organ-sized
-    run) it is computed on the slice of largest area instead, so the GUI never stalls on a huge distance
-    transform.
-    """
-    mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
-        raise AnnotationError("label", "is empty: draw or segment the lesion first")
-    sx, sy, sz = volume.spacing
-    sp3 = (sz, sy, sx)
-    pad = tuple(int(np.ceil(ring_mm / s)) + 2 for s in sp3)
-    box = _crop_box(mask, pad)
-    sub_mask, sub_hu = mask[box], volume.array[box]
-    offset = box[0].start
-    ks = np.flatnonzero(sub_mask.any(axis=(1, 2)))
-    cache = long_axes if long_axes is not None else {}
-    areas = sub_mask.sum(axis=(1, 2))
-    widest = int(np.argmax(areas))
-    best_k, best_len = widest + offset, float("nan")
-    if largest:
-        best_len = -1.0
-        for k in ks:
-            z = int(k) + offset
-            if z not in cache:
-                cache[z] = axes_2d(sub_mask[k], (sy, sx))[0].length_mm
-            if cache[z] > best_len:
-                best_k, best_len = z, cache[z]
-    values = sub_hu[sub_mask].astype(np.float64)
-    n = int(values.size)
-    m3 = Measurement3D(volume_ml=float(n * sx * sy * sz / 1000.0), n_voxels=n, first_slice=int(ks[0]) + offset,
-                       last_slice=int(ks[-1]) + offset, n_slices=int(ks.size), extent_mm=float(ks.size * sz),
-                       hu_mean=float(values.mean()), hu_std=float(values.std()), largest_slice=best_k,
-                       long_axis_mm=float(best_len))
-    sub_excl = None if exclude is None else np.asarray(exclude, bool)[box]
-    try:
-        if sub_mask.size <= MAX_RING_VOXELS:
-            density = relative_density(sub_hu, sub_mask, sp3, ring_mm=ring_mm, exclude=sub_excl)
-        else:
-            density = relative_density(sub_hu[widest], sub_mask[widest], (sy, sx), ring_mm=ring_mm,
-                                       exclude=None if sub_excl is None else sub_excl[widest])
-    except MeasureError:
-        density = None
-    return m3, density
-
-
-def measure_slice(volume: Volume, mask: np.ndarray, k: int, *, exclude: np.ndarray | None = None,
-                  ring_mm: float = 5.0) -> tuple[Measurement2D, Density | None, str] | None:
-    """Long/short axis, area, ring density and patient side of the label on slice ``k`` (None if absent)."""
-    if not 0 <= k < mask.shape[0] or not mask[k].any():
-        return None
-    sx, sy, _ = volume.spacing
-    m2 = measure_2d(mask[k], (sy, sx))
-    pad = (int(np.ceil(ring_mm / sy)) + 2, int(np.ceil(ring_mm / sx)) + 2)
-    box = _crop_box(mask[k], pad)
-    try:
-        density = relative_density(volume.array[k][box], mask[k][box], (sy, sx), ring_mm=ring_mm,
-                                   exclude=None if exclude is None else np.asarray(exclude[k], bool)[box])
-    except MeasureError:
-        density = None
-    mid = body_midline_col(volume.array[k])
-    mid = (mask.shape[2] - 1) / 2.0 if mid is None else mid
-    side = "right" if m2.centroid[1] < mid else "left"
-    return m2, density, side
-
-
 def measure_lesion(
     volume: Volume, mask: np.ndarray, slice_index: int | None = None, *, exclude: np.ndarray | None = None,
     ring_mm: float = 5.0, long_axes: dict[int, float] | None = None,
@@ -186,10 +88,13 @@ def measure_lesion(
     :class:`AnnotationError` for an empty label.
     """
     mask = np.asarray(mask, dtype=bool)
-    m3, density_3d = measure_volume(volume, mask, exclude=exclude, ring_mm=ring_mm, long_axes=long_axes,
-                                    largest=slice_index is None)
+    if not mask.any():
+        raise AnnotationError("label", "is empty: draw or segment the lesion first")
+    spacing = array_spacing(volume.spacing)
+    m3, density_3d = measure_volume(volume.array, mask, spacing, exclude=exclude, ring_mm=ring_mm,
+                                    long_axes=long_axes, largest=slice_index is None)
     k = m3.largest_slice if slice_index is None else int(slice_index)
-    on_slice = measure_slice(volume, mask, k, exclude=exclude, ring_mm=ring_mm)
+    on_slice = measure_slice(volume.array, mask, k, spacing, exclude=exclude, ring_mm=ring_mm)
     m2, density, side = on_slice if on_slice is not None else (None, None, None)
     return LesionMeasurement(k, m2, m3, density, density_3d, side)
 

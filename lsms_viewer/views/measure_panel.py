@@ -3,7 +3,7 @@
 Per label, on the current slice: long and short axis (mm; drawn as a solid and a dashed line in the
 label's colour), area (mm²); over the volume: volume (mL), slice extent, mean ± SD HU, and density
 relative to a 5 mm ring of surrounding tissue (hypo/iso/hyper, computed with other labels kept out of the
-ring). Numbers come from ``lsms_core.measure`` through ``lsms_viewer.state.annotation``.
+ring). Numbers come from ``lsms_core.measure``.
 
 Recomputing is debounced (a brush stroke changes a mask on every mouse move) and the volume part is
 cached per label until its mask changes, so scrolling only re-measures one slice.
@@ -25,7 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lsms_viewer.state.annotation import DENSITY_WORD, AnnotationError, measure_slice, measure_volume
+from lsms_core.measure import MeasureError, array_spacing, measure_slice, measure_volume
+from lsms_viewer.state.annotation import DENSITY_WORD
 from lsms_viewer.state.document import Document, Label
 
 COLUMNS = ("Label", "Long (mm)", "Short (mm)", "Area (mm²)", "Volume (mL)", "Slices", "HU mean ± SD", "Density")
@@ -66,15 +67,18 @@ class MeasureCache:
     def volume_part(self, label: Label):
         if label.id not in self._volume:
             try:
-                self._volume[label.id] = measure_volume(self.document.volume, label.mask, exclude=self.others(label),
+                volume = self.document.volume
+                self._volume[label.id] = measure_volume(volume.array, label.mask, array_spacing(volume.spacing),
+                                                        exclude=self.others(label),
                                                         long_axes=self._long_axes.setdefault(label.id, {}),
                                                         largest=False)  # the table shows the shown slice's axes
-            except AnnotationError:
+            except MeasureError:
                 self._volume[label.id] = None
         return self._volume[label.id]
 
     def slice_part(self, label: Label, k: int):
-        return measure_slice(self.document.volume, label.mask, k)
+        volume = self.document.volume
+        return measure_slice(volume.array, label.mask, k, array_spacing(volume.spacing))
 
 
 class AxisOverlay:

@@ -118,22 +118,6 @@ def test_export_refuses_when_nothing_is_ready(tmp_path, volume):
     assert not (tmp_path / "x").exists()
 
 
-def test_measure_volume_matches_lsms_core_and_its_cache(volume):
-    from lsms_core.measure import array_spacing, measure_3d
-    from lsms_viewer.state.annotation import measure_volume
-
-    mask = _dark_mask(volume)
-    mask[3:6, 20:40, 5:12] = True  # make one slice's axis the longest
-    ref = measure_3d(mask, array_spacing(volume.spacing), hu=volume.array)
-    cache = {}
-    ours, density = measure_volume(volume, mask, long_axes=cache)
-    for name in ("volume_ml", "n_voxels", "first_slice", "last_slice", "n_slices", "extent_mm", "hu_mean",
-                 "hu_std", "largest_slice", "long_axis_mm"):
-        assert getattr(ours, name) == pytest.approx(getattr(ref, name)), name
-    assert len(cache) == volume.shape[0] and density.label == "hypo"
-    assert measure_volume(volume, mask, long_axes=cache)[0] == ours  # served from the cache
-
-
 def test_export_from_a_real_dicom_series_hashes_its_uid_and_keeps_no_identifiers(tmp_path):
     import hashlib
 
