@@ -406,13 +406,18 @@ def patient_side(mask: np.ndarray, midline_col: float | None = None) -> Literal[
     return "right" if float(cols.mean()) < mid else "left"
 
 
-def body_midline_col(image: np.ndarray, threshold_hu: float = -300.0) -> float | None:
-    """Column of the body's centre on an axial slice (the patient is rarely centred in the field)."""
-    body = np.asarray(image) > threshold_hu
-    cols = np.flatnonzero(body.any(axis=0))
-    if cols.size == 0:
+def body_midline_col(image: np.ndarray, threshold_hu: float = -300.0, min_pixels: int = 4) -> float | None:
+    """Column of the body's midline on an axial slice (the patient is rarely centred in the field): the
+    centre between the first and last columns holding at least ``min_pixels`` voxels of soft tissue.
+
+    Counting voxels per column, instead of taking any column with one voxel above ``threshold_hu``, keeps
+    thin structures that cross the field out of the body: the CT table (a few rows thick but often wider
+    than the patient), ECG leads, streaks. None when fewer than 10 columns hold tissue.
+    """
+    cols = np.flatnonzero((np.asarray(image) > threshold_hu).sum(axis=0) >= min_pixels)
+    if cols.size < 10:
         return None
-    return (float(cols[0]) + float(cols[-1])) / 2.0
+    return 0.5 * (float(cols[0]) + float(cols[-1]))
 
 
 def measure_slice(

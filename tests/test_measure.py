@@ -180,3 +180,14 @@ def test_measure_volume_matches_measure_3d_and_its_cache():
     assert len(cache) == hu.shape[0] and density.label == "hypo"
     assert measure_volume(hu, mask, sp, long_axes=cache)[0] == ours  # served from the cache
 
+
+
+def test_body_midline_ignores_a_table_wider_than_the_patient():
+    from lsms_core.measure import body_midline_col
+
+    image = np.full((64, 100), -1000.0)
+    image[10:50, 20:61] = 40.0  # the body: columns 20..60
+    assert body_midline_col(image) == 40.0
+    image[58:60, :] = 150.0  # a two-row table across the field
+    assert body_midline_col(image) == 40.0
+    assert body_midline_col(np.full((64, 100), -1000.0)) is None

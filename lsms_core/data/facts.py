@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lsms_core.measure import MeasureError, measure_2d, relative_density, ring_mask
+from lsms_core.measure import MeasureError, body_midline_col, measure_2d, relative_density, ring_mask
 
 SEGMENT_NAMES = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
 LOBE_OF_SEGMENT = {"I": "caudate", "II": "left", "III": "left", "IV": "left",
@@ -108,14 +108,6 @@ def boundary_of(image: np.ndarray, mask: np.ndarray, spacing, within=None) -> st
     return "clear" if step / full >= 0.45 else "blurred"
 
 
-def body_midline(image: np.ndarray) -> float | None:
-    """Column of the body's midline on a slice: the centre of the columns holding soft tissue."""
-    cols = np.nonzero((np.asarray(image) > -300).sum(axis=0) > 3)[0]
-    if cols.size < 10:
-        return None
-    return 0.5 * (cols.min() + cols.max())
-
-
 def estimate_ivc(image: np.ndarray, spacing: tuple[float, float], midline_col: float) -> tuple[float, float] | None:
     """Approximate (row, col) of the inferior vena cava: 20 mm in front of the vertebral body and 22 mm to the
     patient's right of the midline. The vertebral body is the largest bone (> 400 HU) centred within 10 mm of
@@ -206,7 +198,7 @@ def slice_facts(
     for m in visible.values():
         all_lesions |= m
     liver_rows = None
-    midline = body_midline(image) if segments is None else None
+    midline = body_midline_col(image) if segments is None else None
     ivc = estimate_ivc(image, spacing, midline) if midline is not None and liver is not None else None
     if liver is not None:
         liver = np.asarray(liver) != 0

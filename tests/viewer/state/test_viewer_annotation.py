@@ -158,3 +158,23 @@ def test_export_every_slice_of_a_lesion_shares_images_between_lesions(tmp_path, 
     assert np.array_equal(ds.load_mask(s7) != 0, second.mask[7])
     with pytest.raises(AnnotationError, match="slices"):
         export_annotations(tmp_path / "bad", volume, doc.labels, slices="some")
+
+
+def test_annotation_mode_and_data_from_masks_put_a_lesion_on_the_same_side():
+    """One body midline: a CT table wider than an off-centre patient must not move it (bug: the annotation
+    form took every column holding any tissue, `lsms data from-masks` only columns holding some)."""
+    from lsms_core.data.facts import slice_facts
+    from lsms_core.volume import Volume
+
+    image = np.full((128, 128), -1000.0, np.float32)
+    image[20:110, 10:91] = 40.0  # the body, off-centre: its midline is column 50
+    image[118:120, :] = 200.0  # the table, two rows across the whole field
+    liver = np.zeros(image.shape, bool)
+    liver[30:90, 12:75] = True
+    image[liver] = 60.0
+    yy, xx = np.mgrid[0:128, 0:128]
+    lesion = (yy - 60) ** 2 + (xx - 56) ** 2 <= 4**2  # 6 mm to the patient's left of the body's midline
+    image[lesion] = 10.0
+    (facts,) = slice_facts(image, {"l1": lesion}, (1.0, 1.0), liver=liver)
+    m = measure_lesion(Volume(image[None], (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)), lesion[None], 0)
+    assert facts.lobe == "left" and m.side == "left"
