@@ -123,6 +123,7 @@ def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", thr
     from lsms_viewer.main_window import MainWindow
     from lsms_viewer.state.document import Document
     from lsms_viewer.state.history import UndoHistory
+    from lsms_viewer.state.measurements import Measurements
     from lsms_viewer.state.session import Autosaver
     from lsms_viewer.views.annotation_panel import AnnotationPanel
     from lsms_viewer.views.measure_panel import MeasurePanel
@@ -149,9 +150,10 @@ def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", thr
     editing_dock = window.add_dock(editing.panel, "Editing", Qt.DockWidgetArea.RightDockWidgetArea)
 
     slice_view = window.slice_view
-    measure_panel = MeasurePanel(document, slice_view)
+    measurements = Measurements(document)  # one measurement of each lesion for the dock and the form
+    measure_panel = MeasurePanel(document, measurements, slice_view)
     measure_dock = window.add_dock(measure_panel, "Measurements", Qt.DockWidgetArea.BottomDockWidgetArea)
-    annotation_panel = AnnotationPanel(document, slice_view,
+    annotation_panel = AnnotationPanel(document, measurements, slice_view,
                                        window_of=lambda: (float(slice_view.window.width),
                                                           float(slice_view.window.level)))
     annotation_dock = window.add_dock(annotation_panel, "Annotation", Qt.DockWidgetArea.RightDockWidgetArea)

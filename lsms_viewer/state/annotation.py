@@ -77,6 +77,12 @@ class LesionMeasurement:
     def diameter_mm(self) -> float | None:
         return None if self.slice_2d is None else self.slice_2d.long_axis.length_mm
 
+    @property
+    def lesion_density(self) -> Density | None:
+        """The lesion's one density: against its 3D ring (what the Measurements dock shows), the slice's
+        ring only when no 3D ring tissue is left."""
+        return self.density_3d if self.density_3d is not None else self.density
+
 
 def measure_lesion(
     volume: Volume, mask: np.ndarray, slice_index: int | None = None, *, exclude: np.ndarray | None = None,
@@ -234,7 +240,7 @@ def check_expression(text: str, measurement: LesionMeasurement, tolerance: float
             if lobe in ("left", "right") and lobe != side and re.search(rf"\bsegment\s+{seg}\b", text):
                 warnings.append(f"names segment {seg} ({lobe} lobe) but the lesion's centroid is on the "
                                 f"patient's {side}")
-    density = measurement.density or measurement.density_3d
+    density = measurement.lesion_density
     if density is not None:
         measured = DENSITY_WORD[density.label]
         for word, key in (("hypodense", "hypo"), ("hyperdense", "hyper"), ("isodense", "iso"),

@@ -45,10 +45,11 @@ from lsms_viewer.state.annotation import (
     compose_expression,
     export_annotations,
     format_diameter,
-    measure_lesion,
     partial_expressions,
 )
 from lsms_viewer.state.document import Document, Label
+from lsms_viewer.state.measurements import Measurements
+from lsms_viewer.views.slice_view import SliceView
 
 EXPRESSION_ROWS = (("Full", None), ("50 %", 0.5), ("25 %", 0.25))
 
@@ -66,9 +67,11 @@ class AnnotationPanel(QWidget):
 
     exported = Signal(object)  # ExportReport
 
-    def __init__(self, document: Document, slice_view, window_of=None, parent: QWidget | None = None):
+    def __init__(self, document: Document, measurements: Measurements, slice_view: SliceView, window_of=None,
+                 parent: QWidget | None = None):
         super().__init__(parent)
         self.document = document
+        self.measurements = measurements
         self.slice_view = slice_view
         self.window_of = window_of or (lambda: None)
         self.label: Label | None = None
@@ -80,7 +83,6 @@ class AnnotationPanel(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(150)
         self._timer.timeout.connect(self.remeasure)
-        self._long_axes: dict[int, dict[int, float]] = {}  # label -> {slice: long axis}, kept between strokes
 
         self.title = QLabel("No active label")
         self.title.setWordWrap(True)
@@ -189,10 +191,6 @@ class AnnotationPanel(QWidget):
             self._load()
 
     def _on_mask_changed(self, label: Label, slices) -> None:
-        axes = self._long_axes.get(label.id)
-        if axes:
-            for z in slices:
-                axes.pop(z, None)
         if self.label is not None and label.id == self.label.id:
             self._timer.start()
 
@@ -247,8 +245,7 @@ class AnnotationPanel(QWidget):
         if k is None and self.label.mask[self.slice_view.current_slice].any():
             k = self.slice_view.current_slice  # not chosen yet: the slice the annotator is looking at
         try:
-            self.measurement = measure_lesion(self.document.volume, self.label.mask, k,
-                                              long_axes=self._long_axes.setdefault(self.label.id, {}))
+            self.measurement = self.measurements.lesion(self.label, k)
         except AnnotationError as exc:
             self.slice_label.setText(str(exc))
             return
@@ -257,7 +254,7 @@ class AnnotationPanel(QWidget):
         self.slice_label.setText(f"Slice {m.slice_index + 1} ({chosen})")
         self.diameter.setText(format_diameter(m.diameter_mm) + f"  ({m.diameter_mm:.1f} mm)" if m.diameter_mm
                               else "not on this slice")
-        density = m.density or m.density_3d
+        density = m.lesion_density
         self.density.setText(f"{DENSITY_WORD[density.label]}  ({density.difference_hu:+.0f} HU vs surroundings)"
                              if density else "not measurable (no surrounding tissue)")
         self._check()
@@ -288,7 +285,7 @@ class AnnotationPanel(QWidget):
         m = self.measurement
         if m is not None:
             a.diameter_mm = round(float(m.diameter_mm), 1) if m.diameter_mm else None
-            density = m.density or m.density_3d
+            density = m.lesion_density
             a.density = DENSITY_WORD[density.label] if density else ""
         if ann.slice_index is None and m is not None:
             ann.slice_index = m.slice_index
@@ -392,5 +389,5 @@ class AnnotationPanel(QWidget):
         ann = Annotation.from_json(label.meta.get("annotation"))
         if not ann.done or not label.mask.any():
             return []
-        m = measure_lesion(self.document.volume, label.mask, ann.slice_index)
+        m = self.measurements.lesion(label, ann.slice_index)
         return [w for e in ann.expressions for w in check_expression(e, m)]

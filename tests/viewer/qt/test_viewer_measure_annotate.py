@@ -89,3 +89,63 @@ def test_axes_follow_the_slice_once_scrolling_pauses(viewer, qtbot, window, volu
     qtbot.waitUntil(lambda: bool(panel.overlay._items), timeout=3000)
     expected = measure_2d(label.mask[target], (volume.spacing[1], volume.spacing[0]))
     assert panel.rows[label.id]["long_mm"] == pytest.approx(expected.long_axis.length_mm)
+
+
+def _liver_with_two_lesions():
+    """A liver block (60 HU) with a lesion A (45 HU) almost wrapped by a darker lesion B (-50 HU)."""
+    from lsms_core.volume import Volume
+
+    rng = np.random.default_rng(0)
+    shape = (8, 80, 80)
+    arr = np.full(shape, -900.0, np.float32)
+    arr[:, 5:75, 5:75] = 60.0
+    yy, xx = np.mgrid[0:80, 0:80]
+    r = np.hypot(yy - 40, xx - 40)
+    a = np.zeros(shape, bool)
+    b = np.zeros(shape, bool)
+    a[2:6] = r <= 8
+    b[1:7] = (r > 8) & (r <= 15) & (xx < 46)
+    arr[a], arr[b] = 45.0, -50.0
+    arr += rng.normal(0, 2, shape).astype(np.float32)
+    return Volume(arr, (1.0, 1.0, 2.0), (0.0, 0.0, 0.0)), a, b
+
+
+def test_the_form_and_the_measurements_dock_give_a_lesion_one_density(viewer):
+    # Bug: the form measured against a ring on the slice with the other lesion in it, the dock against a
+    # 3D ring with the other labels kept out, and they disagreed next to another lesion.
+    volume, a, b = _liver_with_two_lesions()
+    viewer.opening.set_volume(volume)
+    viewer.annotation_mode_action.trigger()
+    viewer.window.slice_view.set_slice(4)
+    viewer.document.add_label(b, name="B")
+    label = viewer.document.add_label(a, name="A")
+    viewer.measure_panel.refresh()
+    dock = viewer.measure_panel.rows[label.id]["density"]
+    form = viewer.annotation_panel.density.text().split()[0]
+    assert dock == "hypodense" and form == dock
+    viewer.annotation_panel.compose()
+    assert label.meta["annotation"]["attributes"]["density"] == dock
+    assert viewer.annotation_panel.current_warnings == []
+
+
+def test_a_reused_label_id_finds_its_own_largest_slice(viewer):
+    # Bug: the form's cache of long axes per slice outlived a deleted label, and a new label with the
+    # same id was annotated (and exported) on the old label's largest slice.
+    from lsms_core.volume import Volume
+
+    volume = Volume(np.full((12, 64, 64), 60.0, np.float32), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0))
+    viewer.opening.set_volume(volume)
+    viewer.annotation_mode_action.trigger()
+    viewer.window.slice_view.set_slice(11)  # the labels are not on the shown slice: the form picks the largest
+    old = np.zeros(volume.shape, bool)
+    old[2:10, 30:34, 30:34] = True
+    old[8, 10:50, 10:50] = True  # the old label's largest slice
+    first = viewer.document.add_label(old, name="old")
+    assert viewer.annotation_panel.measurement.slice_index == 8
+    viewer.document.remove_label(first.id)
+    new = np.zeros(volume.shape, bool)
+    new[2:10, 30:34, 30:34] = True
+    new[3, 20:44, 20:44] = True  # the new label's largest slice
+    second = viewer.document.add_label(new, name="new")
+    assert second.id == first.id
+    assert viewer.annotation_panel.measurement.slice_index == 3
