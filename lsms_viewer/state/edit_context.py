@@ -40,8 +40,11 @@ class EditContext:
         self.history = history
         self.settings = settings or EditSettings()
         self.message = message or (lambda text: None)
-        #: slices touched by the user's own edits, per label, most recent last (for interpolation)
+        #: slices touched by the user's own edits, per label, most recent last (for interpolation). They
+        #: belong to the label and its study: label ids are reused, so both going forgets them.
         self.edited_slices: dict[int, list[int]] = {}
+        document.events.volume_changed.connect(self.edited_slices.clear)
+        document.events.label_removed.connect(lambda label: self.edited_slices.pop(label.id, None))
 
     def spacing_yx(self) -> tuple[float, float]:
         sx, sy, _ = self.document.volume.spacing

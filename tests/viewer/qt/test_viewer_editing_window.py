@@ -168,3 +168,17 @@ def test_tool_keys_and_bracket_keys_change_tool_and_radius(viewer, qtbot, window
     qtbot.keyClick(canvas, Qt.Key.Key_BracketLeft)
     qtbot.keyClick(canvas, Qt.Key.Key_BracketLeft)
     assert editing.context.settings.radius_mm == 4.0
+
+
+def test_interpolating_after_opening_a_shorter_study_does_not_index_the_old_one(qtbot, viewer):
+    # Bug: slices drawn on the first study (slice 10 of 12) were still key slices in the second (6 slices).
+    from viewer_helpers import phantom_volume
+
+    editing = viewer.editing
+    editing.set_tool("brush")
+    viewer.window.slice_view.set_slice(10)
+    drag(viewer.window, [(30, 30)])
+    assert viewer.opening.set_volume(phantom_volume(shape=(6, 64, 80), seed=3))
+    viewer.window.slice_view.set_slice(2)
+    drag(viewer.window, [(30, 30)])
+    assert not editing.interpolate()  # one drawn slice: nothing to interpolate, and no IndexError
