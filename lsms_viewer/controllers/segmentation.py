@@ -26,9 +26,9 @@ from lsms_viewer import settings as user_settings
 from lsms_viewer.actions import make_action
 from lsms_viewer.inference import EngineHost, SegmentRequest, SegmentResult
 from lsms_viewer.main_window import MainWindow
-from lsms_viewer.state.annotation import encode_mask
 from lsms_viewer.state.document import RunInfo
 from lsms_viewer.state.history import UndoHistory
+from lsms_viewer.state.maskbits import PackedMask
 from lsms_viewer.workers import SegmentationRun
 
 DEVICES = (("auto", "Automatic (GPU when present)"), ("cpu", "CPU"), ("cuda", "CUDA GPU"), ("mps", "Apple GPU (MPS)"))
@@ -275,7 +275,7 @@ class SegmentationController(QObject):
             return
         run_info = RunInfo(expression=req.expression, seconds=result.seconds, device=result.device,
                            checkpoint=result.checkpoint, trained=result.trained, slices=(req.start, req.stop),
-                           notes=list(result.notes))
+                           notes=list(result.notes), mask=PackedMask.of(result.mask))
         with self.history.model_run(run_info):
             if req.label_id is not None and self.document.has_label(req.label_id):
                 label = self.document.label(req.label_id)
@@ -295,9 +295,6 @@ class SegmentationController(QObject):
                     self.window.show_error("Cannot add another label",
                                            f"{exc}. Delete or merge labels, then run again.")
                     return
-            # The model's own mask, for the provenance of annotation exports.
-            label = self.document.label(label_id)
-            self.document.update_label(label_id, meta={**label.meta, "first_model_mask": encode_mask(label.mask)})
         voxels = int(result.mask[req.start:req.stop].sum())
         found = (f"{voxels:,} voxels ({voxels * volume.voxel_volume_ml:.2f} mL)" if voxels
                  else "nothing found on these slices")

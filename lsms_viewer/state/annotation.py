@@ -8,13 +8,12 @@ expression with its mask before export. Export appends (slice, expressions, mask
 the project's format (``lsms_core.data.format``), with provenance and without patient identifiers.
 
 Where the annotation lives: ``label.meta["annotation"]`` (JSON-safe dict), so it is autosaved with the
-session and undone like any label change. The model's first mask of a label is kept, compressed, in
-``label.meta["first_model_mask"]`` for the provenance of the export.
+session and undone like any label change. The mask the model gave a label is kept, packed, on its run
+(``label.run.mask``) for the provenance of the export.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import time
@@ -33,7 +32,6 @@ from lsms_core.measure import (
     measure_volume,
 )
 from lsms_core.volume import Volume
-from lsms_viewer.state.maskbits import pack_bits, unpack_bits
 
 SEGMENTS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
 SHAPES = ("round", "oval", "lobulated", "irregular")
@@ -290,17 +288,6 @@ class Annotation:
                    bool(data.get("done", False)))
 
 
-def encode_mask(mask: np.ndarray) -> dict:
-    """A mask as JSON (compressed packed bits, base64) for ``label.meta``."""
-    data = pack_bits(mask)
-    return {"shape": list(mask.shape), "bits": base64.b64encode(data).decode("ascii") if data else ""}
-
-
-def decode_mask(data: dict) -> np.ndarray:
-    raw = base64.b64decode(data["bits"]) if data.get("bits") else None
-    return unpack_bits(raw, tuple(data["shape"]))
-
-
 # -- export -------------------------------------------------------------------------------------------------
 def hashed_series_uid(volume: Volume) -> str:
     """A one-way hash of the series (its UID if the loader kept one, else its source path): never the UID."""
@@ -371,8 +358,8 @@ def export_annotations(
         case_id = writer.new_case_id("case")
         split = split or todo[0][1].split or "train"  # a case lives in one split
         for label, ann, expressions in todo:
-            first = label.meta.get("first_model_mask")
-            model_mask = decode_mask(first) if first else None
+            kept = label.run.mask if label.run is not None else None
+            model_mask = kept.unpack() if kept is not None else None
             if model_mask is not None and model_mask.shape != label.mask.shape:
                 warnings.append(f"{label.name}: the kept model mask is from another grid; not exported")
                 model_mask = None

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lsms_core.volume import Volume
+from lsms_viewer.state.maskbits import PackedMask
 
 # Distinct, colour-blind-aware hues that stay readable over grey CT (Okabe-Ito, then Tableau extras).
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -88,6 +89,8 @@ class RunInfo:
     slices: tuple[int, int]  # [start, stop) of the slices the model ran on
     notes: list[str] = field(default_factory=list)
     finished_at: float = field(default_factory=time.time)
+    #: the mask as the model gave it (before any hand edit), for the provenance of annotation exports
+    mask: PackedMask | None = field(default=None, repr=False)
 
 
 @dataclass(eq=False)

@@ -77,8 +77,9 @@ class _FieldChange(_Part):
     nbytes: int = 0
 
     def __post_init__(self) -> None:
-        # A label's meta can hold a kept model mask (tens of KB of text): count what is really held.
-        self.nbytes = 256 + len(repr(self.before)) + len(repr(self.after))
+        # Count what is really held: free-form meta can be long, and a run carries the model's packed mask
+        # (shared with the label, never copied, but held alive by this step).
+        self.nbytes = 256 + _held_bytes(self.before) + _held_bytes(self.after)
 
     def undo(self, doc: Document) -> None:
         doc.update_label(self.label_id, **self.before)
@@ -174,6 +175,15 @@ def _merge_flips(parts: list[_Part]) -> list[_Part]:
             out.append(part)
     close_run()
     return out
+
+
+def _held_bytes(fields: dict) -> int:
+    total = 0
+    for value in fields.values():
+        total += len(repr(value))
+        if isinstance(value, RunInfo) and value.mask is not None:
+            total += value.mask.nbytes
+    return total
 
 
 def _copy_fields(fields: dict) -> dict:

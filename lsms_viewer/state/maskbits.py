@@ -6,6 +6,7 @@ what another already holds.
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,3 +44,36 @@ def unpack_volume(slices: list[bytes | None], shape: tuple[int, int, int]) -> np
 def nbytes_of(slices: list[bytes | None]) -> int:
     """Bytes held by per-slice records (with a small per-slice overhead)."""
     return sum(len(s) for s in slices if s is not None) + 8 * len(slices)
+
+
+@dataclass(frozen=True, eq=False)
+class PackedMask:
+    """A (Z, Y, X) mask held as :func:`pack_volume` records: compact, and immutable, so copies of a label's
+    fields (the undo history takes them) share it instead of duplicating it."""
+
+    shape: tuple[int, int, int]
+    slices: tuple[bytes | None, ...]
+
+    @classmethod
+    def of(cls, mask: np.ndarray) -> PackedMask:
+        mask = np.asarray(mask, dtype=bool)
+        return cls(tuple(int(s) for s in mask.shape), tuple(pack_volume(mask)))
+
+    def unpack(self) -> np.ndarray:
+        return unpack_volume(list(self.slices), self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return nbytes_of(list(self.slices))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PackedMask) and (self.shape, self.slices) == (other.shape, other.slices)
+
+    def __hash__(self) -> int:
+        return hash((self.shape, self.slices))
+
+    def __deepcopy__(self, memo: dict) -> PackedMask:
+        return self  # immutable
+
+    def __repr__(self) -> str:
+        return f"PackedMask(shape={self.shape}, {self.nbytes} bytes)"

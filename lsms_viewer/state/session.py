@@ -3,7 +3,8 @@
 A session file is a zip (stored, not deflated: the masks are already compressed) holding
 ``session.json`` (format, the study's identity, labels' fields, view state, whether the viewer closed
 cleanly) and one ``label_<id>.bin`` per label: the label's slices as the undo history keeps them
-(zlib-compressed packed bits, empty slices omitted), so an autosave never re-compresses a volume.
+(zlib-compressed packed bits, empty slices omitted), so an autosave never re-compresses a volume. A label
+made by the model also has ``model_<id>.bin``, the mask the model gave it, in the same encoding.
 
 It lives in the user data folder (``$LSMS_SESSION_DIR``, else ``$XDG_DATA_HOME/lsms-viewer/sessions``,
 ``~/Library/Application Support/...`` or ``%APPDATA%\\...``), never next to the CT: DICOM folders are
@@ -17,6 +18,7 @@ and the next start offers to restore it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import hashlib
@@ -35,7 +37,7 @@ import numpy as np
 from lsms_core.errors import LSMSError
 from lsms_core.volume import Volume
 from lsms_viewer.state.document import Document, Label, RunInfo
-from lsms_viewer.state.maskbits import pack_volume, unpack_bits
+from lsms_viewer.state.maskbits import PackedMask, pack_volume, unpack_bits
 
 FORMAT = "lsms-viewer-session"
 VERSION = 1
@@ -96,6 +98,7 @@ class SessionLabel:
     run: dict | None
     meta: dict
     mask: np.ndarray
+    model_mask: PackedMask | None = None  # the mask the model gave the label (its run's)
 
 
 @dataclass
@@ -130,17 +133,48 @@ def _json_safe(value):
 
 
 def _run_to_dict(run: RunInfo | None) -> dict | None:
-    return None if run is None else _json_safe(dataclasses.asdict(run))
+    """The run's fields for the JSON header; its mask goes into the zip as a blob of its own."""
+    if run is None:
+        return None
+    return _json_safe({f.name: getattr(run, f.name) for f in dataclasses.fields(RunInfo) if f.name != "mask"})
 
 
 def _run_from_dict(data: dict | None) -> RunInfo | None:
     if not data:
         return None
-    known = {f.name for f in dataclasses.fields(RunInfo)}
+    known = {f.name for f in dataclasses.fields(RunInfo)} - {"mask"}
     kwargs = {k: v for k, v in data.items() if k in known}
     kwargs["slices"] = tuple(kwargs.get("slices", (0, 0)))
     kwargs["notes"] = list(kwargs.get("notes", []))
     return RunInfo(**kwargs)
+
+
+def _blob(slices) -> tuple[bytes, list[list[int]]]:
+    """Per-slice records as one blob and its index [[slice, offset, length], ...] (empty slices omitted)."""
+    index, chunks, offset = [], [], 0
+    for z, data in enumerate(slices):
+        if data is None:
+            continue
+        index.append([z, offset, len(data)])
+        chunks.append(data)
+        offset += len(data)
+    return b"".join(chunks), index
+
+
+def _slices_of_blob(blob: bytes, index: list, count: int) -> tuple[bytes | None, ...]:
+    slices: list[bytes | None] = [None] * count
+    for z, offset, length in index:
+        slices[z] = blob[offset: offset + length]
+    return tuple(slices)
+
+
+def _legacy_model_mask(meta: dict) -> PackedMask | None:
+    """Sessions written before the model's mask was kept on its run held it in ``meta`` as base64 text."""
+    data = meta.pop("first_model_mask", None)
+    if not data:
+        return None
+    raw = base64.b64decode(data["bits"]) if data.get("bits") else None
+    return PackedMask.of(unpack_bits(raw, tuple(data["shape"])))
 
 
 # -- writing ------------------------------------------------------------------------------------------------
@@ -165,14 +199,10 @@ def write_session(
     labels_json, blobs = [], {}
     for label in document.labels:
         slices = slices_of(label.id) if slices_of is not None else pack_volume(label.mask)
-        index, chunks, offset = [], [], 0
-        for z, data in enumerate(slices):
-            if data is None:
-                continue
-            index.append([z, offset, len(data)])
-            chunks.append(data)
-            offset += len(data)
-        blobs[f"label_{label.id}.bin"] = b"".join(chunks)
+        blobs[f"label_{label.id}.bin"], index = _blob(slices)
+        extra = {}
+        if label.run is not None and label.run.mask is not None:
+            blobs[f"model_{label.id}.bin"], extra["model_slices"] = _blob(label.run.mask.slices)
         labels_json.append({
             "id": label.id,
             "name": label.name,
@@ -183,6 +213,7 @@ def write_session(
             "run": _run_to_dict(label.run),
             "meta": _json_safe(label.meta),
             "slices": index,
+            **extra,
         })
     active = document.active_label
     header = {
@@ -236,11 +267,16 @@ def read_session(path: Path, *, masks: bool = True) -> SessionData:
                 mask = np.zeros(shape, dtype=bool)
                 for z, offset, length in item.get("slices", []):
                     mask[z] = unpack_bits(blob[offset : offset + length], shape[1:])
+                meta = dict(item.get("meta") or {})
+                model_mask = _legacy_model_mask(meta) if item.get("run") else None
+                if "model_slices" in item:
+                    model_blob = zf.read(f"model_{item['id']}.bin")
+                    model_mask = PackedMask(shape, _slices_of_blob(model_blob, item["model_slices"], shape[0]))
                 data.labels.append(SessionLabel(
                     id=int(item["id"]), name=item["name"], expression=item.get("expression", ""),
                     color=tuple(int(c) for c in item["color"]), visible=bool(item.get("visible", True)),
-                    opacity=float(item.get("opacity", 0.45)), run=item.get("run"), meta=item.get("meta") or {},
-                    mask=mask,
+                    opacity=float(item.get("opacity", 0.45)), run=item.get("run"), meta=meta,
+                    mask=mask, model_mask=model_mask,
                 ))
             return data
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
@@ -263,9 +299,11 @@ def restore_labels(document: Document, data: SessionData) -> list[Label]:
         document.remove_label(label.id)
     restored = []
     for item in data.labels:
+        run = _run_from_dict(item.run)
+        if run is not None:
+            run.mask = item.model_mask
         label = Label(id=item.id, name=item.name, expression=item.expression, color=item.color,
-                      mask=item.mask, visible=item.visible, opacity=item.opacity,
-                      run=_run_from_dict(item.run), meta=dict(item.meta))
+                      mask=item.mask, visible=item.visible, opacity=item.opacity, run=run, meta=dict(item.meta))
         document.insert_label(label)
         restored.append(label)
     active = data.header.get("active_label")

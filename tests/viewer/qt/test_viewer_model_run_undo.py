@@ -45,7 +45,7 @@ def test_model_run_and_rerun_are_single_undo_steps(qtbot, engine, tmp_path, monk
     first = label.mask.copy()
     assert first.any()
     assert editing.undo_action.text() == f"&Undo model run “{WORDS}”"
-    assert "first_model_mask" in label.meta
+    assert np.array_equal(label.run.mask.unpack(), first)  # the model's own mask, kept for provenance
     saved = read_session(viewer.autosaver.last_path)
     assert np.array_equal(saved.labels[0].mask, first)
 
@@ -109,3 +109,34 @@ def test_a_run_ending_during_a_brush_stroke_waits_for_the_stroke_and_stays_its_o
     assert np.array_equal(win.document.label(stroke_label.id).mask, stroke_mask)
     editing.undo()  # then the whole stroke
     assert win.document.labels == []
+
+
+def test_the_model_mask_is_kept_once_not_copied_into_each_step_and_save(qtbot, engine, tmp_path, monkeypatch):
+    # Bug: the model's mask sat in label.meta as base64 text (tens of KB), deep-copied into the undo
+    # history twice per form commit and written into session.json by every autosave.
+    import json
+    import zipfile
+
+    from lsms_viewer.demo import synthetic_abdomen
+
+    monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
+    viewer = build_viewer(engine=engine)
+    qtbot.addWidget(viewer.window)
+    volume, _ = synthetic_abdomen(shape=(6, 96, 112), spacing=(3.0, 2.5, 5.0), seed=1)
+    viewer.opening.set_volume(volume)
+    with qtbot.waitSignal(viewer.segmentation.done, timeout=60000):
+        assert viewer.segmentation.segment(WORDS, "volume")
+    label = viewer.document.labels[0]
+    model_mask = label.mask.copy()
+    assert "first_model_mask" not in label.meta
+    assert np.array_equal(label.run.mask.unpack(), model_mask)  # kept, packed, with the run
+    before = viewer.history.nbytes
+    for i in range(3):  # three commits of the annotation form
+        viewer.document.update_label(label.id, meta={**label.meta, "annotation": {"notes": f"note {i}"}})
+    assert viewer.history.nbytes - before < 3 * 1024
+    with zipfile.ZipFile(viewer.autosaver.last_path) as zf:
+        header = zf.read("session.json")
+    assert len(header) < 4096 and b"first_model_mask" not in header
+    saved = read_session(viewer.autosaver.last_path)
+    assert np.array_equal(saved.labels[0].model_mask.unpack(), model_mask)
+    assert json.loads(header)["labels"][0]["meta"]["annotation"] == {"notes": "note 2"}

@@ -14,13 +14,13 @@ from lsms_viewer.state.annotation import (
     LesionAttributes,
     check_expression,
     compose_expression,
-    encode_mask,
     export_annotations,
     measure_lesion,
     partial_expressions,
     stated_diameters_mm,
 )
 from lsms_viewer.state.document import Document, RunInfo
+from lsms_viewer.state.maskbits import PackedMask
 
 
 def _dark_mask(volume):
@@ -69,15 +69,14 @@ def test_consistency_check_flags_size_side_and_density(volume):
 def _annotated_document(volume) -> Document:
     doc = Document(volume)
     mask = _dark_mask(volume)
-    run = RunInfo("the dark lesion", 1.0, "cpu", "lsms-t-demo", True, (0, volume.shape[0]))
+    run = RunInfo("the dark lesion", 1.0, "cpu", "lsms-t-demo", True, (0, volume.shape[0]), mask=PackedMask.of(mask))
     label = doc.add_label(mask.copy(), expression="the dark lesion", run=run)
-    model_mask = encode_mask(mask)
     label.mask[5, :, :5] = False  # an edit after the run (nothing there), then a real one:
     label.mask[5, 30, 18] = not label.mask[5, 30, 18]
     ann = Annotation(LesionAttributes(segment="VI", diameter_mm=12.0, density="hypodense"),
                      ["the hypodense lesion in segment VI of the right lobe", "the hypodense lesion"], 5, "ab",
                      "train", True)
-    doc.update_label(label.id, meta={"annotation": ann.to_json(), "first_model_mask": model_mask})
+    doc.update_label(label.id, meta={"annotation": ann.to_json()})
     doc.add_label(np.abs(volume.array - 140) < 15)  # not annotated: not exported
     return doc
 

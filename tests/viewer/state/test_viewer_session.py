@@ -49,3 +49,42 @@ def test_session_of_another_study_is_refused(tmp_path, volume):
     (tmp_path / "bad.lsms-session").write_bytes(b"not a zip")
     with pytest.raises(SessionError, match="bad.lsms-session"):
         read_session(tmp_path / "bad.lsms-session")
+
+
+def test_the_model_mask_travels_as_a_blob_and_old_sessions_keep_theirs(tmp_path, volume):
+    import base64
+    import json
+    import zipfile
+
+    from lsms_viewer.state.maskbits import PackedMask, pack_bits
+
+    model = np.zeros(volume.shape, bool)
+    model[3:6, 10:30, 10:30] = True
+    doc = Document(volume)
+    run = RunInfo("the dark lesion", 1.0, "cpu", "lsms-t-demo", True, (0, volume.shape[0]), mask=PackedMask.of(model))
+    edited = model.copy()
+    edited[4, 10:12, 10:12] = False
+    doc.add_label(edited, expression="the dark lesion", run=run)
+    path = write_session(tmp_path / "s.lsms-session", doc)
+    with zipfile.ZipFile(path) as zf:
+        assert sorted(zf.namelist()) == ["label_1.bin", "model_1.bin", "session.json"]
+        header = json.loads(zf.read("session.json"))
+    assert "mask" not in header["labels"][0]["run"]
+    fresh = Document(volume)
+    restore_labels(fresh, read_session(path))
+    (label,) = fresh.labels
+    assert label.run == run and np.array_equal(label.run.mask.unpack(), model)
+    assert np.array_equal(label.mask, edited)
+
+    # A session written when the model's mask was base64 text in meta: it moves onto the run.
+    legacy = tmp_path / "old.lsms-session"
+    header["labels"][0]["meta"] = {"first_model_mask": {"shape": list(volume.shape),
+                                                        "bits": base64.b64encode(pack_bits(model)).decode()}}
+    del header["labels"][0]["model_slices"]
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(legacy, "w") as dst:
+        dst.writestr("session.json", json.dumps(header))
+        dst.writestr("label_1.bin", src.read("label_1.bin"))
+    old = Document(volume)
+    restore_labels(old, read_session(legacy))
+    (label,) = old.labels
+    assert label.meta == {} and np.array_equal(label.run.mask.unpack(), model)
