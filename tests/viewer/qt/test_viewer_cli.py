@@ -94,3 +94,24 @@ def test_demo_opens_the_installed_case_at_its_recipe_slice_and_window(qtbot, tmp
     assert window.expression_bar.edit.text() == "the cyst near the dome"
     assert "demo case is not installed" not in window.notice.text()
     assert "No model weights are installed" in window.notice.text()
+
+
+def test_an_unreadable_demo_recipe_keeps_the_demo_case_s_own_words(qtbot, tmp_path, monkeypatch):
+    # Bug: with demo.json unreadable the viewer showed the demo CT with the phantom's expression.
+    import numpy as np
+
+    from lsms_core.data.demo import DEMO_EXPRESSION
+    from lsms_core.volume import Volume, save_volume
+
+    demo = tmp_path / "res" / "demo"
+    demo.mkdir(parents=True)
+    save_volume(Volume(np.zeros((6, 16, 16), np.int16), (1, 1, 2), (0, 0, 0)), demo / "ct.nii.gz")
+    (demo / "demo.json").write_text("{not json")
+    monkeypatch.setenv("LSMS_RESOURCES", str(tmp_path / "res"))
+    viewer = create_viewer(build_parser().parse_args(["--demo"]))
+    window = viewer.window
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.document.volume is not None, timeout=20000)
+    qtbot.waitUntil(lambda: not viewer.opening.is_loading())
+    assert window.expression_bar.edit.text() == DEMO_EXPRESSION
+    assert "demo.json" in window.notice.text() and "unreadable" in window.notice.text()
