@@ -190,9 +190,25 @@ def compose_expression(a: LesionAttributes, keep: set[str] | None = None) -> str
 _PRIORITY = ("segment", "density", "diameter", "lesion_type", "shape", "enhancement", "boundary")
 
 
+def compose_within(a: LesionAttributes, keep: set[str] | None = None, limit: int | None = None) -> str:
+    """:func:`compose_expression`, dropping the least telling attributes (``_PRIORITY``'s end first) until
+    the text encoder reads the expression whole: it reads ``MAX_TOKENS`` (32) tokens and cuts the rest."""
+    from lsms_core.data.expressions import MAX_TOKENS, token_count
+
+    limit = MAX_TOKENS if limit is None else limit
+    text = compose_expression(a, keep)
+    phrases = _phrases(a)
+    stated = [k for k in _PRIORITY if phrases[k] and (keep is None or k in keep)]
+    while token_count(text) > limit and len(stated) > 1:
+        stated.pop()
+        text = compose_expression(a, set(stated))
+    return text
+
+
 def partial_expressions(a: LesionAttributes, fractions=PARTIAL_FRACTIONS) -> dict[float, str]:
     """Shorter expressions with about ``fraction`` of the full expression's words, keeping the most
-    discriminative attributes (location, density, size) first; always grammatical."""
+    discriminative attributes (location, density, size) first; always grammatical, and within the text
+    encoder's token limit."""
     phrases = _phrases(a)
     stated = [k for k in _PRIORITY if phrases[k]]
     full_len = len(compose_expression(a).split())
@@ -205,8 +221,14 @@ def partial_expressions(a: LesionAttributes, fractions=PARTIAL_FRACTIONS) -> dic
                 keep.add(key)
         if not keep and stated:
             keep.add(stated[0])
-        out[fraction] = compose_expression(a, keep)
+        out[fraction] = compose_within(a, keep)
     return out
+
+
+def form_expressions(a: LesionAttributes) -> list[str]:
+    """What "Compose" writes: the full expression, then the 50 % and 25 % ones, each within the token limit."""
+    partial = partial_expressions(a)
+    return [compose_within(a), partial[0.5], partial[0.25]]
 
 
 # -- consistency ---------------------------------------------------------------------------------------

@@ -42,10 +42,9 @@ from lsms_viewer.state.annotation import (
     AnnotationError,
     LesionMeasurement,
     check_expression,
-    compose_expression,
     export_annotations,
+    form_expressions,
     format_diameter,
-    partial_expressions,
 )
 from lsms_viewer.state.document import Document, Label
 from lsms_viewer.state.measurements import Measurements
@@ -311,8 +310,7 @@ class AnnotationPanel(QWidget):
         if self.label is None:
             return
         ann = self._form_annotation()
-        partial = partial_expressions(ann.attributes)
-        texts = [compose_expression(ann.attributes), partial[0.5], partial[0.25]]
+        texts = form_expressions(ann.attributes)
         self._loading = True
         try:
             for edit, text in zip(self.expression_edits, texts, strict=True):

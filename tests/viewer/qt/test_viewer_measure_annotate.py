@@ -149,3 +149,21 @@ def test_a_reused_label_id_finds_its_own_largest_slice(viewer):
     second = viewer.document.add_label(new, name="new")
     assert second.id == first.id
     assert viewer.annotation_panel.measurement.slice_index == 3
+
+
+def test_composed_expressions_fit_the_text_encoder_s_32_tokens(viewer, volume):
+    # Bug: the composer wrote expressions of 45 tokens, and the encoder reads only the first 32.
+    from lsms_core.data.expressions import MAX_TOKENS, token_count
+
+    viewer.opening.set_volume(volume)
+    viewer.annotation_mode_action.trigger()
+    viewer.document.add_label(_dark(volume), name="dark")
+    panel = viewer.annotation_panel
+    for box, value in ((panel.segment, "VIII"), (panel.shape, "lobulated"), (panel.boundary, "blurred"),
+                       (panel.enhancement, "arterial enhancement with washout"), (panel.lesion_type, "fnh")):
+        box.setCurrentIndex(box.findData(value))
+    panel.compose()
+    texts = [edit.text() for edit in panel.expression_edits]
+    assert all(token_count(text) <= MAX_TOKENS for text in texts), [(t, token_count(t)) for t in texts]
+    full = texts[0]
+    assert "segment VIII" in full and "hypodense" in full and "about 1." in full  # the telling words stay

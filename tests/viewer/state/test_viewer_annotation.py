@@ -177,3 +177,20 @@ def test_annotation_mode_and_data_from_masks_put_a_lesion_on_the_same_side():
     (facts,) = slice_facts(image, {"l1": lesion}, (1.0, 1.0), liver=liver)
     m = measure_lesion(Volume(image[None], (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)), lesion[None], 0)
     assert facts.lobe == "left" and m.side == "left"
+
+
+def test_composing_drops_the_least_telling_words_past_the_encoder_s_limit():
+    from lsms_core.data.expressions import MAX_TOKENS, token_count
+    from lsms_viewer.state.annotation import compose_within, form_expressions
+
+    short = LesionAttributes(segment="VII", density="hypodense")
+    assert compose_within(short) == compose_expression(short)  # within the limit: untouched
+    a = LesionAttributes(segment="VIII", diameter_mm=23.4, shape="lobulated", boundary="blurred",
+                         density="hypodense", enhancement="arterial enhancement with washout", lesion_type="fnh")
+    assert token_count(compose_expression(a)) > MAX_TOKENS
+    full = compose_within(a)
+    assert token_count(full) <= MAX_TOKENS
+    assert "segment VIII" in full and "hypodense" in full and "2.3 cm" in full
+    assert "ill-defined" not in full  # the boundary is the first attribute to go
+    texts = form_expressions(a)
+    assert texts[0] == full and all(token_count(t) <= MAX_TOKENS for t in texts)
