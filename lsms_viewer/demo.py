@@ -33,14 +33,6 @@ class DemoSetup:
     window: tuple[float, float] | None = None  # (width, level) HU the recipe shows
     model_notes: list[str] = field(default_factory=list)  # about the weights used
 
-    @property
-    def notes(self) -> list[str]:
-        return self.case_notes + self.model_notes
-
-    @property
-    def complete(self) -> bool:
-        return self.ct_path is not None and self.checkpoint_is_demo
-
 
 def _resources() -> Path:
     from lsms_core.resources import resources_dir

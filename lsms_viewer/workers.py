@@ -36,10 +36,6 @@ class SegmentWorker(QObject):
         """Thread-safe: the engine checks it between batches."""
         self._cancel.set()
 
-    @property
-    def cancel_requested(self) -> bool:
-        return self._cancel.is_set()
-
     @Slot()
     def run(self) -> None:
         try:
@@ -88,9 +84,6 @@ class _WorkerThread(QObject):
 
     def cancel(self) -> None:
         self.worker.cancel()
-
-    def is_running(self) -> bool:
-        return self.thread.isRunning()
 
     def wait(self, ms: int = 30000) -> bool:
         return self.thread.wait(ms)

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QFileDialog
 from lsms_core.errors import LSMSError
 from lsms_viewer.actions import make_action
 from lsms_viewer.main_window import MainWindow
-from lsms_viewer.state.export import ExportReport, default_export_path, export_multilabel, export_per_label
+from lsms_viewer.state.export import default_export_path, export_multilabel, export_per_label
 
 
 class ExportController(QObject):
@@ -19,7 +19,6 @@ class ExportController(QObject):
         super().__init__(window)
         self.window = window
         self.document = window.document
-        self.last_export: ExportReport | None = None
         self.export_action = make_action(window, "&Export labels…", self.export_dialog, "Ctrl+E",
                                          "Save all labels as one multi-label NIfTI with a JSON sidecar")
         self.export_each_action = make_action(window, "Export labels as &separate files…", self.export_each_dialog,
@@ -46,7 +45,6 @@ class ExportController(QObject):
         except OSError as exc:
             self.window.show_error("Export failed", str(exc))
             return False
-        self.last_export = report
         self.window.statusBar().showMessage(report.summary().replace("\n", " "), 15000)
         return True
 

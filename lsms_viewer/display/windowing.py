@@ -82,10 +82,6 @@ class SliceRenderer:
             self._window = window
             self._table = None
 
-    def grey(self, hu: np.ndarray) -> np.ndarray:
-        """The 8-bit grey level of each voxel (what the screen shows)."""
-        return (self.render(hu) & 0xFF).astype(np.uint8)
-
     def render(self, hu: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         if self._window is None:
             raise RuntimeError("no window set")

@@ -13,7 +13,6 @@ from lsms_viewer.editing.change import (
     EditError,
     change_from_patches,
     combine_changes,
-    diff_volumes,
     empty_change,
 )
 from lsms_viewer.editing.components import keep_component, remove_component
@@ -27,7 +26,6 @@ __all__ = [
     "change_from_patches",
     "clear_slice",
     "combine_changes",
-    "diff_volumes",
     "empty_change",
     "fill_holes",
     "flood_fill",

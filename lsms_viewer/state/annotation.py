@@ -273,18 +273,6 @@ def check_expression(text: str, measurement: LesionMeasurement, tolerance: float
     return warnings
 
 
-def attributes_from_measurement(measurement: LesionMeasurement, attributes: LesionAttributes | None = None
-                                ) -> LesionAttributes:
-    """The form with diameter and density filled from the measurement (other fields kept)."""
-    a = LesionAttributes(**asdict(attributes)) if attributes else LesionAttributes()
-    if measurement.diameter_mm:
-        a.diameter_mm = round(float(measurement.diameter_mm), 1)
-    density = measurement.density or measurement.density_3d
-    if density is not None:
-        a.density = DENSITY_WORD[density.label]
-    return a
-
-
 # -- the record stored on a label ------------------------------------------------------------------------
 @dataclass
 class Annotation:

@@ -1,9 +1,9 @@
 """The open study: one CT ``Volume`` and its labels, in plain Python and numpy (no Qt).
 
-Views subscribe to ``Document.events``; every change goes through a Document method, which emits exactly
-one event describing it. That single path is the seam for the undo history and the session autosave
-(editing issue): a method that changes a mask returns what it overwrote, so an undo entry can be a
-bounding-box patch instead of a volume copy.
+Views subscribe to ``Document.events``; every change goes through a Document method, which emits one
+event per thing it changed. That single path is the seam for the undo history and the session autosave:
+they listen to the events (the history keeps a compressed shadow of every mask to know what an edit
+overwrote), so no tool or controller records anything itself.
 
 Masks are dense boolean arrays on the CT's grid, shape (Z, Y, X) like ``volume.array``.
 """
@@ -210,27 +210,22 @@ class Document:
         self._labels.insert(index, label)
         self.events.label_added.emit(label)
 
-    def remove_label(self, label_id: int) -> tuple[Label, int]:
-        """Remove a label; returns it and its former position (what an undo needs)."""
+    def remove_label(self, label_id: int) -> None:
+        """Remove a label (the undo history keeps what it needs to put it back)."""
         label = self.label(label_id)
-        index = self._labels.index(label)
         self._labels.remove(label)
         if self._active_id == label_id:
             self._active_id = None
             self.events.active_label_changed.emit(None)
         self.events.label_removed.emit(label)
-        return label, index
 
-    def update_label(self, label_id: int, **changes) -> dict:
-        """Change display/text fields (name, expression, color, visible, opacity, run, meta).
-
-        Returns the previous values of the changed fields, so an undo can pass them back.
-        """
+    def update_label(self, label_id: int, **changes) -> None:
+        """Change display/text fields (name, expression, color, visible, opacity, run, meta); one
+        ``label_changed`` event per field."""
         unknown = set(changes) - _LABEL_FIELDS
         if unknown:
             raise TypeError(f"unknown label field(s): {sorted(unknown)}")
         label = self.label(label_id)
-        previous = {}
         for key, value in changes.items():
             if key == "color":
                 value = tuple(int(c) for c in value)
@@ -238,10 +233,8 @@ class Document:
                 value = float(min(1.0, max(0.0, value)))
             elif key == "name":
                 value = str(value).strip() or label.name
-            previous[key] = getattr(label, key)
             setattr(label, key, value)
             self.events.label_changed.emit(label, key)
-        return previous
 
     def replace_mask(
         self, label_id: int, mask: np.ndarray, expression: str | None = None, run: RunInfo | None = None
@@ -263,22 +256,18 @@ class Document:
             self.events.mask_changed.emit(label, range(int(changed[0]), int(changed[-1]) + 1))
         return previous
 
-    def write_region(
-        self, label_id: int, region: tuple[slice, slice, slice], values: np.ndarray
-    ) -> np.ndarray:
-        """Write ``values`` into ``label.mask[region]``; returns a copy of what was there.
+    def write_region(self, label_id: int, region: tuple[slice, slice, slice], values: np.ndarray) -> None:
+        """Write ``values`` into ``label.mask[region]``.
 
-        This is the one primitive for editing tools: a stroke writes its bounding box, and the returned
-        patch is the undo entry (compact, never a volume copy).
+        This is the one primitive for editing tools: a stroke writes its bounding box; the undo history
+        finds what changed by comparing the slices of ``mask_changed`` with its compressed shadow.
         """
         label = self.label(label_id)
         region = tuple(region)
-        previous = label.mask[region].copy()
         label.mask[region] = np.asarray(values, dtype=bool)
         k = region[0]
         start, stop, _ = k.indices(label.mask.shape[0]) if isinstance(k, slice) else (int(k), int(k) + 1, 1)
         self.events.mask_changed.emit(label, range(start, stop))
-        return previous
 
     # -- active label ----------------------------------------------------------------------------
     @property

@@ -290,7 +290,7 @@ def matches(data: SessionData, volume: Volume) -> bool:
     return data.header.get("volume") == volume_fingerprint(volume)
 
 
-def restore_labels(document: Document, data: SessionData) -> list[Label]:
+def restore_labels(document: Document, data: SessionData) -> None:
     """Replace the document's labels by the session's, with their ids, order, words and attributes."""
     volume = document.volume
     if volume is None or not matches(data, volume):
@@ -311,7 +311,6 @@ def restore_labels(document: Document, data: SessionData) -> list[Label]:
         document.set_active(active)
     elif restored:
         document.set_active(restored[-1].id)
-    return restored
 
 
 def _process_alive(pid: int) -> bool:

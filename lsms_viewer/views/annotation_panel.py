@@ -76,7 +76,6 @@ class AnnotationPanel(QWidget):
         self.label: Label | None = None
         self.measurement: LesionMeasurement | None = None
         self._loading = False
-        self.last_export = None
         self.last_error: str | None = None
         self._timer = QTimer(self)  # a stroke changes the mask on every mouse move: measure once after
         self._timer.setSingleShot(True)
@@ -357,7 +356,6 @@ class AnnotationPanel(QWidget):
             self.last_error = str(exc)
             return None
         self.last_error = None
-        self.last_export = report
         self.exported.emit(report)
         return report
 
