@@ -53,7 +53,7 @@ def newest_checkpoint(models_dir: Path) -> Path | None:
 
 
 def find_demo(resources: Path | None = None) -> DemoSetup:
-    """Locate the demo case and weights, falling back as the issue asks (and saying so in ``notes``).
+    """Locate the demo case and weights, falling back to what is there (and saying so in the notes).
 
     The recipe is read by ``lsms_core.data.demo.read_demo_recipe``, as ``lsms segment --demo`` reads it.
     When it cannot be read but the demo CT is there, the CT is shown with the words the demo case was made

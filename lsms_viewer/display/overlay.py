@@ -1,8 +1,9 @@
 """Label overlay of one slice as a uint8 index image plus a 256-entry RGBA lookup table (no Qt).
 
-A uint8 image with a colour table is the cheapest thing pyqtgraph can draw (an indexed QImage), and it
-never needs a per-pixel colour blend in Python. Code ``id`` is a label's interior, ``id | 0x80`` its
-edge, so a filled label still shows a crisp border and outline mode simply hides the interior.
+An index image is cheap to compose in numpy and never needs a per-pixel colour blend in Python; the slice
+view turns it into premultiplied ARGB32 with one table lookup (``views.slice_items.LabelOverlayItem``).
+Code ``id`` is a label's interior, ``id | 0x80`` its edge, so a filled label still shows a crisp border
+and outline mode simply hides the interior.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Pixel logic of the editing tools (Slicer's "Logic" layer): pure numpy/scipy, no Qt.
 
 Every operation works on a (Z, Y, X) label target - a boolean mask or a uint8/uint16 multi-label volume -
-and returns a :class:`Change` (bounding box + voxels before/after) without modifying the target; the caller
-applies it (``change.apply(target)``) and records it in :class:`lsms_viewer.state.history.UndoHistory`.
+and returns a :class:`Change` (bounding box + voxels before/after) without modifying the target; the viewer
+writes it through ``Document.write_region`` (``state.edit_context.EditContext.apply``), where the undo
+history records it; other callers use ``change.apply(target)``.
 The tools that drive these functions from the mouse are in ``lsms_viewer.tools``.
 """
 

@@ -92,6 +92,27 @@ class AnnotationPanel(QWidget):
         slice_row.addWidget(self.slice_label, 1)
         slice_row.addWidget(self.use_slice)
 
+        form_box, expr_box, export_box = self._attributes_box(), self._expressions_box(), self._dataset_box()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.title)
+        layout.addLayout(slice_row)
+        layout.addWidget(form_box)
+        layout.addWidget(expr_box)
+        layout.addWidget(export_box)
+        layout.addStretch(1)
+
+        events = document.events
+        events.active_label_changed.connect(self._on_active)
+        events.label_changed.connect(self._on_label_changed)
+        events.label_removed.connect(lambda label: self._on_active(self.document.active_label))
+        events.volume_changed.connect(lambda: self._on_active(None))
+        events.mask_changed.connect(self._on_mask_changed)
+        self._on_active(document.active_label)
+
+    def _attributes_box(self) -> QGroupBox:
+        """The lesion's attributes: chosen ones, and diameter and density as measured."""
         self.segment = _combo(SEGMENTS, {s: f"{s} ({lobe})" for s, lobe in
                                          zip(SEGMENTS, ("caudate", "left", "left", "left", "right", "right", "right",
                                                         "right"), strict=True)})
@@ -104,13 +125,11 @@ class AnnotationPanel(QWidget):
         self.diameter = QLabel("–")
         self.diameter.setToolTip("Long axis on the annotated slice, measured from the mask")
         self.density = QLabel("–")
-        self.density.setToolTip("Median HU of the lesion against a 5 mm ring of surrounding tissue")
+        self.density.setToolTip("Median HU of the lesion against a 5 mm ring of surrounding tissue, other labels "
+                                "kept out (as in the Measurements dock)")
         self.notes = QLineEdit()
         self.notes.setPlaceholderText("free notes (not part of the expression)")
         self.notes.editingFinished.connect(self._on_attribute)
-        self.annotator = QLineEdit(str(user_settings().value("annotation/annotator", "") or ""))
-        self.annotator.setPlaceholderText("your name or initials")
-        self.annotator.editingFinished.connect(self._on_annotator)
 
         form_box = QGroupBox("Lesion attributes")
         form = QFormLayout(form_box)
@@ -122,7 +141,10 @@ class AnnotationPanel(QWidget):
         form.addRow("Enhancement", self.enhancement)
         form.addRow("Lesion type", self.lesion_type)
         form.addRow("Notes", self.notes)
+        return form_box
 
+    def _expressions_box(self) -> QGroupBox:
+        """The composed expressions (full, 50 %, 25 %), editable, with the consistency warnings."""
         expr_box = QGroupBox("Referring expressions")
         expr_layout = QFormLayout(expr_box)
         self.compose_button = QPushButton("Compose from attributes")
@@ -139,7 +161,13 @@ class AnnotationPanel(QWidget):
         self.warnings.setWordWrap(True)
         self.warnings.setStyleSheet("color: #e0a030;")
         expr_layout.addRow(self.warnings)
+        return expr_box
 
+    def _dataset_box(self) -> QGroupBox:
+        """Who annotated, which split, ready or not, and the export to a dataset folder."""
+        self.annotator = QLineEdit(str(user_settings().value("annotation/annotator", "") or ""))
+        self.annotator.setPlaceholderText("your name or initials")
+        self.annotator.editingFinished.connect(self._on_annotator)
         self.done = QCheckBox("Ready for export")
         self.done.toggled.connect(self._on_attribute)
         self.split = _combo(("train", "val", "test"))
@@ -158,23 +186,7 @@ class AnnotationPanel(QWidget):
         self.export_button.setToolTip("Append the lesions marked ready to a RefHL-Seg-style dataset folder")
         self.export_button.clicked.connect(self.export_dialog)
         export_form.addRow(self.export_button)
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.title)
-        layout.addLayout(slice_row)
-        layout.addWidget(form_box)
-        layout.addWidget(expr_box)
-        layout.addWidget(export_box)
-        layout.addStretch(1)
-
-        events = document.events
-        events.active_label_changed.connect(self._on_active)
-        events.label_changed.connect(self._on_label_changed)
-        events.label_removed.connect(lambda label: self._on_active(self.document.active_label))
-        events.volume_changed.connect(lambda: self._on_active(None))
-        events.mask_changed.connect(self._on_mask_changed)
-        self._on_active(document.active_label)
+        return export_box
 
     # -- state <-> widgets ----------------------------------------------------------------------------
     def annotation(self) -> Annotation:

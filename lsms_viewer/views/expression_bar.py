@@ -1,6 +1,6 @@
 """The expression bar under the image: words, scope (this slice / a range / the whole volume), Run, progress.
 
-It only collects what the user asks for and shows progress; the main window starts the worker.
+It only collects what the user asks for and shows progress; the segmentation controller starts the run.
 """
 
 from __future__ import annotations
