@@ -215,7 +215,7 @@ def open_demo(viewer: Viewer, demo) -> None:
 
         volume, _lesions = synthetic_abdomen()
         viewer.opening.set_volume(volume)
-    window.expression_bar.edit.setText(demo.expression)
+    window.expression_bar.set_words(demo.expression)
     if demo.case_notes:
         window.show_notice("Demo: " + " ".join(demo.case_notes), key="demo")
     if demo.model_notes:

@@ -89,7 +89,7 @@ def render(out: Path, work: Path) -> list[Path]:
     _wait(app, lambda: not opening.is_loading())
     opening.open_path(ct_path)
     _wait(app, lambda: window.document.volume is not None and not opening.is_loading())
-    window.expression_bar.edit.setText(demo.expression)
+    window.expression_bar.set_words(demo.expression)
     if demo.case_notes:
         window.show_notice("Demo: " + " ".join(demo.case_notes), key="demo")
     if demo.model_notes:
@@ -142,7 +142,7 @@ def render(out: Path, work: Path) -> list[Path]:
         checkpoint = create_random_checkpoint(work / "random-checkpoint", input_size=64)
     segmentation.use_checkpoint(checkpoint)
     window.expression_bar.set_scope("volume")
-    window.expression_bar.edit.setText(demo.expression)
+    window.expression_bar.set_words(demo.expression)
     segmentation.segment(demo.expression, "volume")
     _wait(app, lambda: window.expression_bar.progress.maximum() > 0 and window.expression_bar.progress.value() > 0,
           timeout_s=600)

@@ -136,7 +136,6 @@ class SegmentationController(QObject):
         has_volume = self.document.volume is not None
         self.focus_expression_action.setEnabled(has_volume)
         can_run = has_volume and self.engine is not None and self._run is None
-        self.bar.run_button.setEnabled(can_run)
         if self.engine is None:
             why = "No model loaded: Tools ▸ Load checkpoint…, or start with --checkpoint DIR"
         elif not has_volume:
@@ -145,8 +144,7 @@ class SegmentationController(QObject):
             why = "A segmentation is running"
         else:
             why = "Run the model on the chosen slices (Enter)"
-        self.bar.run_button.setToolTip(why)
-        self.bar.edit.setEnabled(has_volume)
+        self.bar.set_can_run(can_run, why, can_type=has_volume)
         self.busy_changed.emit()
 
     def _update_device_label(self) -> None:
@@ -159,8 +157,7 @@ class SegmentationController(QObject):
             label.setToolTip(str(self.engine.checkpoint))
 
     def focus_expression(self) -> None:
-        self.bar.edit.setFocus()
-        self.bar.edit.selectAll()
+        self.bar.focus_words()
 
     # -- running -------------------------------------------------------------------------------------
     @property
@@ -228,8 +225,7 @@ class SegmentationController(QObject):
         if self._run is not None and self._run.phase is RunPhase.RUNNING:
             self._run.phase = RunPhase.CANCELLING
             self._run.thread.cancel()
-            self.bar.cancel_button.setEnabled(False)
-            self.bar.show_message("Cancelling after the current batch…")
+            self.bar.set_cancelling()
 
     def _stop(self) -> None:
         """The window closes: stop the worker and wait for its thread."""
@@ -238,7 +234,7 @@ class SegmentationController(QObject):
             self._run.thread.wait(60000)
 
     def _on_progress(self, done: int, total: int) -> None:
-        if self.bar.progress.maximum() == 0:  # first batch: the model is loaded now
+        if self.bar.waiting_for_first_batch:  # the model is loaded now
             self.bar.show_message(self._running_text)
             self._update_device_label()
         self.bar.set_progress(done, total)

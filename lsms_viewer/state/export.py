@@ -106,7 +106,7 @@ def export_per_label(document: Document, folder: str | Path, stem: str = "label"
 def default_export_path(document: Document) -> Path:
     """``<source stem>_labels.nii.gz`` next to the study (never the source itself), or in the home folder."""
     volume = document.volume
-    source = getattr(volume, "source", None) if volume is not None else None
+    source = volume.source if volume is not None else None
     if source is None:
         return Path.home() / "labels.nii.gz"
     source = Path(source)

@@ -151,6 +151,29 @@ class ExpressionBar(QWidget):
             self.rerun_chip.hide()
             self.rerun_cleared.emit()
 
+    # -- what the segmentation controller sets -------------------------------------------------------
+    def set_words(self, text: str) -> None:
+        self.edit.setText(text)
+
+    def focus_words(self) -> None:
+        self.edit.setFocus()
+        self.edit.selectAll()
+
+    def set_can_run(self, can_run: bool, why: str, can_type: bool) -> None:
+        """Enable Segment (its tooltip says why it is off) and the words box."""
+        self.run_button.setEnabled(can_run)
+        self.run_button.setToolTip(why)
+        self.edit.setEnabled(can_type)
+
+    def set_cancelling(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.show_message("Cancelling after the current batch…")
+
+    @property
+    def waiting_for_first_batch(self) -> bool:
+        """Busy, and no batch has reported progress yet (the model may still be loading)."""
+        return self.progress.isVisibleTo(self) and self.progress.maximum() == 0
+
     # -- running -----------------------------------------------------------------------------------
     def _submit(self) -> None:
         text = " ".join(self.edit.text().split())
