@@ -162,7 +162,8 @@ def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", thr
     annotation_mode_action = annotation_dock.toggleViewAction()
     annotation_mode_action.setText("&Annotation mode")
     annotation_mode_action.setShortcut(QKeySequence("Ctrl+Shift+A"))
-    annotation_mode_action.toggled.connect(lambda on: on and annotation_dock.raise_())
+    # triggered, not toggled: it comes after the dock has shown itself, when raising it can work
+    annotation_mode_action.triggered.connect(lambda on: on and annotation_dock.raise_())
     window.menus["tools"].addSeparator()
     window.menus["tools"].addAction(annotation_mode_action)
 

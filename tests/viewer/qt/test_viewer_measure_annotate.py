@@ -167,3 +167,10 @@ def test_composed_expressions_fit_the_text_encoder_s_32_tokens(viewer, volume):
     assert all(token_count(text) <= MAX_TOKENS for text in texts), [(t, token_count(t)) for t in texts]
     full = texts[0]
     assert "segment VIII" in full and "hypodense" in full and "about 1." in full  # the telling words stay
+
+
+def test_annotation_mode_brings_its_panel_to_the_front(viewer):
+    # The panel shares a tab with the Editing panel; turning annotation mode on used to leave it behind.
+    viewer.annotation_mode_action.trigger()
+    assert not viewer.annotation_dock.visibleRegion().isEmpty()
+    assert viewer.editing_dock.visibleRegion().isEmpty()
