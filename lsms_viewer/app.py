@@ -1,10 +1,35 @@
-"""``lsms-viewer [PATH] [--demo] [--checkpoint DIR] [--device ...]``: the QApplication and the main window."""
+"""``lsms-viewer [PATH] [--demo] [--checkpoint DIR] [--device ...]``: the composition root of the viewer.
+
+``build_viewer`` makes every part once and connects them: the Document and its undo history and autosave
+(Qt-free, ``lsms_viewer.state``), the main window (``main_window``), the controllers
+(``lsms_viewer.controllers``: opening, export, segmentation, editing, recovery) and the measuring and
+annotation docks. Parts get what they need through their constructors; nothing looks another part up later.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Qt is imported when a viewer is built, never by ``lsms --help`` (which reads build_parser)
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QDockWidget
+
+    from lsms_viewer.controllers.editing import EditingController
+    from lsms_viewer.controllers.export import ExportController
+    from lsms_viewer.controllers.opening import OpeningController
+    from lsms_viewer.controllers.recovery import RecoveryController
+    from lsms_viewer.controllers.segmentation import SegmentationController
+    from lsms_viewer.inference import EngineHost
+    from lsms_viewer.main_window import MainWindow
+    from lsms_viewer.state.document import Document
+    from lsms_viewer.state.history import UndoHistory
+    from lsms_viewer.state.session import Autosaver
+    from lsms_viewer.views.annotation_panel import AnnotationPanel
+    from lsms_viewer.views.measure_panel import MeasurePanel
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -63,10 +88,95 @@ def apply_dark_palette(app) -> None:
     app.setPalette(palette)
 
 
-def create_window(args: argparse.Namespace):
-    """The main window for parsed arguments; opens PATH or the demo (errors become dialogs, not exits)."""
-    from lsms_viewer.main_window import MainWindow
+@dataclass
+class Viewer:
+    """Every part of one viewer, as ``build_viewer`` connected them."""
 
+    window: MainWindow
+    document: Document
+    history: UndoHistory
+    autosaver: Autosaver
+    opening: OpeningController
+    export: ExportController
+    segmentation: SegmentationController
+    editing: EditingController
+    recovery: RecoveryController
+    measure_panel: MeasurePanel
+    annotation_panel: AnnotationPanel
+    editing_dock: QDockWidget
+    measure_dock: QDockWidget
+    annotation_dock: QDockWidget
+    annotation_mode_action: QAction  # Tools ▸ Annotation mode (shows the annotation dock)
+
+
+def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", threshold: float | None = None,
+                 engine: EngineHost | None = None) -> Viewer:
+    """The main window with all its parts. ``engine`` (an ``EngineHost``) wins over ``checkpoint``."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QKeySequence
+
+    from lsms_viewer.controllers.editing import EditingController, undo_budget_bytes
+    from lsms_viewer.controllers.export import ExportController
+    from lsms_viewer.controllers.opening import OpeningController
+    from lsms_viewer.controllers.recovery import RecoveryController, view_state_of
+    from lsms_viewer.controllers.segmentation import SegmentationController
+    from lsms_viewer.main_window import MainWindow
+    from lsms_viewer.state.document import Document
+    from lsms_viewer.state.history import UndoHistory
+    from lsms_viewer.state.measurements import Measurements
+    from lsms_viewer.state.session import Autosaver
+    from lsms_viewer.views.annotation_panel import AnnotationPanel
+    from lsms_viewer.views.measure_panel import MeasurePanel
+
+    document = Document()
+    history = UndoHistory(document, budget_bytes=undo_budget_bytes())
+    window = MainWindow(document)
+    autosaver = Autosaver(document, history, view_state=lambda: view_state_of(window.slice_view))
+    opening = OpeningController(window, autosaver)
+    export = ExportController(window)
+    window.add_to_toolbar([opening.open_action, export.export_action], first=True)
+    segmentation = SegmentationController(window, history, device=device, threshold=threshold, engine=engine,
+                                          checkpoint=checkpoint)
+    # Esc stops whatever runs: a model run or a study being read.
+    segmentation.cancel_action.triggered.connect(opening.cancel)
+
+    def update_cancel() -> None:
+        segmentation.cancel_action.setEnabled(segmentation.is_segmenting() or opening.is_loading())
+
+    opening.busy_changed.connect(update_cancel)
+    segmentation.busy_changed.connect(update_cancel)
+    update_cancel()
+    editing = EditingController(window, history)
+    editing_dock = window.add_dock(editing.panel, "Editing", Qt.DockWidgetArea.RightDockWidgetArea)
+
+    slice_view = window.slice_view
+    measurements = Measurements(document)  # one measurement of each lesion for the dock and the form
+    measure_panel = MeasurePanel(document, measurements, slice_view)
+    measure_dock = window.add_dock(measure_panel, "Measurements", Qt.DockWidgetArea.BottomDockWidgetArea)
+    annotation_panel = AnnotationPanel(document, measurements, slice_view,
+                                       window_of=lambda: (float(slice_view.window.width),
+                                                          float(slice_view.window.level)))
+    annotation_dock = window.add_dock(annotation_panel, "Annotation", Qt.DockWidgetArea.RightDockWidgetArea)
+    window.tabifyDockWidget(editing_dock, annotation_dock)
+    annotation_dock.hide()  # annotation mode is off until asked for
+    annotation_mode_action = annotation_dock.toggleViewAction()
+    annotation_mode_action.setText("&Annotation mode")
+    annotation_mode_action.setShortcut(QKeySequence("Ctrl+Shift+A"))
+    # triggered, not toggled: it comes after the dock has shown itself, when raising it can work
+    annotation_mode_action.triggered.connect(lambda on: on and annotation_dock.raise_())
+    window.menus["tools"].addSeparator()
+    window.menus["tools"].addAction(annotation_mode_action)
+
+    recovery = RecoveryController(window, history, autosaver, open_path=opening.open_path)
+    window.finish_menus()
+    window.restore_layout()  # after every panel exists, so their sizes and places come back too
+    return Viewer(window, document, history, autosaver, opening, export, segmentation, editing, recovery,
+                  measure_panel, annotation_panel, editing_dock, measure_dock, annotation_dock,
+                  annotation_mode_action)
+
+
+def create_viewer(args: argparse.Namespace) -> Viewer:
+    """The viewer for parsed arguments; opens PATH or the demo (errors become dialogs, not exits)."""
     checkpoint = args.checkpoint
     demo = None
     if args.demo:
@@ -75,36 +185,38 @@ def create_window(args: argparse.Namespace):
         demo = find_demo()
         if checkpoint is None and demo.checkpoint is not None:
             checkpoint = demo.checkpoint
-    window = MainWindow(device=args.device, threshold=args.threshold)
+    viewer = build_viewer(device=args.device, threshold=args.threshold)
     if checkpoint is not None:
-        window.use_checkpoint(checkpoint)  # a missing or malformed folder is reported now, not at the first run
+        # A missing or malformed folder is reported now, not at the first run.
+        viewer.segmentation.use_checkpoint(checkpoint)
     if args.path:
-        window.open_path(Path(args.path), series=args.series)
+        viewer.opening.open_path(Path(args.path), series=args.series)
     elif demo is not None:
-        open_demo(window, demo)
-    return window
+        open_demo(viewer, demo)
+    return viewer
 
 
-def open_demo(window, demo) -> None:
+def open_demo(viewer: Viewer, demo) -> None:
     """Show the demo case (or the synthetic phantom) and say on screen what is missing."""
+    window = viewer.window
     if demo.ct_path is not None:
         def show_recipe_view() -> None:
-            window.volume_opened.disconnect(show_recipe_view)
+            viewer.opening.volume_opened.disconnect(show_recipe_view)
             if demo.window is not None:
-                from lsms_viewer.windowing import Window
+                from lsms_viewer.display.windowing import Window
 
                 window.slice_view.set_window(Window(*demo.window))
             if demo.slice_index is not None:
                 window.slice_view.set_slice(demo.slice_index)
 
-        window.volume_opened.connect(show_recipe_view)
-        window.open_path(demo.ct_path)
+        viewer.opening.volume_opened.connect(show_recipe_view)
+        viewer.opening.open_path(demo.ct_path)
     else:
         from lsms_viewer.demo import synthetic_abdomen
 
         volume, _lesions = synthetic_abdomen()
-        window.set_volume(volume)
-    window.expression_bar.edit.setText(demo.expression)
+        viewer.opening.set_volume(volume)
+    window.expression_bar.set_words(demo.expression)
     if demo.case_notes:
         window.show_notice("Demo: " + " ".join(demo.case_notes), key="demo")
     if demo.model_notes:
@@ -118,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     app = create_application()
-    window = create_window(args)
-    window.show()
+    viewer = create_viewer(args)
+    viewer.window.show()
     return app.exec()
 
 

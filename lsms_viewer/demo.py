@@ -8,7 +8,6 @@ window can tell the user what they are looking at instead of pretending.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import numpy as np
 
 from lsms_core.volume import Volume
 
-DEFAULT_EXPRESSION = "the smaller low-density nodule in the right lobe"
+#: what the synthetic abdomen phantom is shown with: its smaller lesion is the one these words name
+PHANTOM_EXPRESSION = "the smaller low-density nodule in the right lobe"
 
 
 @dataclass
@@ -32,14 +32,6 @@ class DemoSetup:
     slice_index: int | None = None  # the slice the recipe shows first
     window: tuple[float, float] | None = None  # (width, level) HU the recipe shows
     model_notes: list[str] = field(default_factory=list)  # about the weights used
-
-    @property
-    def notes(self) -> list[str]:
-        return self.case_notes + self.model_notes
-
-    @property
-    def complete(self) -> bool:
-        return self.ct_path is not None and self.checkpoint_is_demo
 
 
 def _resources() -> Path:
@@ -61,34 +53,43 @@ def newest_checkpoint(models_dir: Path) -> Path | None:
 
 
 def find_demo(resources: Path | None = None) -> DemoSetup:
-    """Locate the demo case and weights, falling back as the issue asks (and saying so in ``notes``)."""
+    """Locate the demo case and weights, falling back to what is there (and saying so in the notes).
+
+    The recipe is read by ``lsms_core.data.demo.read_demo_recipe``, as ``lsms segment --demo`` reads it.
+    When it cannot be read but the demo CT is there, the CT is shown with the words the demo case was made
+    with (``DEMO_EXPRESSION``), never the phantom's.
+    """
     from lsms_core.checkpoint import DEMO_NAME
+    from lsms_core.data.demo import DEMO_CT, DEMO_EXPRESSION, DEMO_RECIPE, DemoNotInstalled, read_demo_recipe
+    from lsms_core.errors import LSMSError
 
     resources = resources or _resources()
     case_notes: list[str] = []
     model_notes: list[str] = []
-    ct_path: Path | None = resources / "demo" / "ct.nii.gz"
-    expression = DEFAULT_EXPRESSION
-    recipe = resources / "demo" / "demo.json"
+    folder = resources / "demo"
+    ct_path: Path | None = folder / DEMO_CT
+    expression = PHANTOM_EXPRESSION
     reference_mask, slice_index, window = None, None, None
-    if ct_path.is_file():
-        if recipe.is_file():
-            try:
-                data = json.loads(recipe.read_text(encoding="utf-8"))
-                expression = str(data.get("expression") or expression)
-                if data.get("lesion_mask") and (recipe.parent / data["lesion_mask"]).is_file():
-                    reference_mask = recipe.parent / data["lesion_mask"]
-                if isinstance(data.get("slice"), int):
-                    slice_index = data["slice"]
-                if isinstance(data.get("window"), list) and len(data["window"]) == 2:
-                    window = (float(data["window"][0]), float(data["window"][1]))
-            except (OSError, ValueError, TypeError) as exc:
-                case_notes.append(f"{recipe}: unreadable demo recipe ({exc}); using the default expression")
-    else:
-        case_notes.append(
-            f"The demo case is not installed ({ct_path} is missing): showing a synthetic abdomen phantom instead."
-        )
-        ct_path = None
+    try:
+        recipe = read_demo_recipe(folder)
+        ct_path, expression = recipe.ct, recipe.expression
+        reference_mask, slice_index, window = recipe.lesion_mask, recipe.slice_index, recipe.window
+    except DemoNotInstalled as exc:
+        if not (folder / DEMO_RECIPE).is_file() and ct_path.is_file():
+            expression = DEMO_EXPRESSION
+            case_notes.append(f"{exc.what} is missing: showing the demo CT with the words it was made with.")
+        else:
+            case_notes.append(f"The demo case is not installed ({exc.what} is missing): showing a synthetic "
+                              "abdomen phantom instead.")
+            ct_path = None
+    except LSMSError as exc:  # demo.json is there but cannot be read
+        if ct_path.is_file():
+            expression = DEMO_EXPRESSION
+            case_notes.append(f"{exc.what}: {exc.why}; showing the demo CT with the words it was made with.")
+        else:
+            case_notes.append(f"The demo case is not installed ({exc.what}: {exc.why}): showing a synthetic "
+                              "abdomen phantom instead.")
+            ct_path = None
 
     models = resources / "models"
     demo_weights = models / DEMO_NAME

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from lsms_viewer.windowing import DEFAULT_PRESET, PRESETS
+from lsms_viewer.display.windowing import DEFAULT_PRESET, PRESETS
 
 ORGANIZATION = "LSMS"
 APPLICATION = "LSMS Viewer"

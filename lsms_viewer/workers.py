@@ -1,89 +1,19 @@
-"""Background inference: a QObject worker living in a QThread that calls ``lsms_core.engine.Segmenter``.
+"""Background work: QObject workers living in QThreads, for a model run and for reading a study.
 
-The worker never touches a widget; it only emits (napari's rule). The GUI thread keeps the Document and
-applies a finished result itself, so a failed or cancelled run can never leave half a label behind.
-
-``EngineHost`` (no Qt) owns the loaded ``Segmenter`` across runs: loading the text encoder takes seconds,
-so it happens once, inside the worker thread, on the first run.
+A worker never touches a widget; it only emits (napari's rule). The GUI thread keeps the Document and
+applies a finished result itself, so a failed or cancelled run can never leave half a label behind. The
+model run itself is ``lsms_viewer.inference.segment_slices`` (Qt-free).
 """
 
 from __future__ import annotations
 
 import threading
 import traceback
-import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from lsms_core.errors import Cancelled, LSMSError
-
-
-class EngineHost:
-    """A lazily loaded Segmenter for one checkpoint and device (thread-safe, Qt-free)."""
-
-    def __init__(self, checkpoint: str | Path, device: str = "auto", threshold: float | None = None,
-                 threads: int | None = None, one_region: bool = True):
-        self.checkpoint = checkpoint
-        self.device_choice = device
-        self.threshold = threshold
-        self.threads = threads
-        # The words name one lesion: keep the connected region with the most probability (as
-        # `lsms segment` does). False keeps every region above the threshold (Tools menu).
-        self.one_region = one_region
-        self._segmenter = None
-        self._lock = threading.Lock()
-
-    @property
-    def loaded(self) -> bool:
-        return self._segmenter is not None
-
-    @property
-    def segmenter(self):
-        """The Segmenter once loaded, else None (never loads)."""
-        return self._segmenter
-
-    def get(self):
-        with self._lock:
-            if self._segmenter is None:
-                from lsms_core.engine import Segmenter
-
-                self._segmenter = Segmenter.from_checkpoint(self.checkpoint, device=self.device_choice,
-                                                            threads=self.threads)
-            return self._segmenter
-
-    def describe(self) -> str:
-        """One line for the status bar."""
-        if self._segmenter is None:
-            return f"model {Path(str(self.checkpoint)).name} · device {self.device_choice} (loads on first run)"
-        seg = self._segmenter
-        trained = "" if seg.trained else " · untrained weights"
-        return f"model {seg.name} · device {seg.device}{trained}"
-
-
-@dataclass
-class SegmentRequest:
-    """One run: slices [start, stop) of ``volume`` with ``expression``; ``label_id`` = replace that label."""
-
-    volume: object  # lsms_core.volume.Volume; compared by identity when the result comes back
-    start: int
-    stop: int
-    expression: str
-    label_id: int | None = None
-    batch_size: int | None = None
-
-
-@dataclass
-class SegmentResult:
-    request: SegmentRequest
-    masks: np.ndarray  # bool (stop - start, H, W)
-    seconds: float
-    device: str
-    checkpoint: str
-    trained: bool
-    notes: list[str] = field(default_factory=list)
+from lsms_viewer.inference import EngineHost, SegmentRequest, segment_slices
 
 
 class SegmentWorker(QObject):
@@ -106,10 +36,6 @@ class SegmentWorker(QObject):
         """Thread-safe: the engine checks it between batches."""
         self._cancel.set()
 
-    @property
-    def cancel_requested(self) -> bool:
-        return self._cancel.is_set()
-
     @Slot()
     def run(self) -> None:
         try:
@@ -120,36 +46,12 @@ class SegmentWorker(QObject):
     def _run(self) -> None:
         from lsms_core.engine import OutOfMemory
 
-        req = self.request
         try:
             if not self.host.loaded:
                 self.loading.emit()
-            segmenter = self.host.get()
-            if self._cancel.is_set():
-                raise Cancelled("segmentation", "cancelled before the first slice")
-            slices = req.volume.array[req.start:req.stop]
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                # At most 4 slices per batch: progress and Cancel answer within one batch in the window.
-                batch = req.batch_size or min(segmenter.default_batch_size(), 4)
-                prediction = segmenter.predict(
-                    slices, req.expression, batch_size=batch, threshold=self.host.threshold,
-                    progress=lambda done, total: self.progress.emit(done, total),
-                    cancel=self._cancel.is_set,
-                )
-            notes = list(prediction.notes) + [str(w.message) for w in caught]
-            masks = np.asarray(prediction.masks, dtype=bool)
-            if self.host.one_region:
-                from lsms_core.postprocess import keep_referred_lesion
-
-                referred = keep_referred_lesion(prediction.probs, masks)
-                masks = referred.mask
-                if referred.note():
-                    notes.append(referred.note())
-            self.finished.emit(SegmentResult(
-                request=req, masks=masks, seconds=float(prediction.seconds),
-                device=prediction.device, checkpoint=segmenter.name, trained=segmenter.trained, notes=notes,
-            ))
+            self.finished.emit(segment_slices(self.host, self.request,
+                                              progress=lambda done, total: self.progress.emit(done, total),
+                                              cancel=self._cancel.is_set))
         except Cancelled as exc:
             self.cancelled.emit(exc.why)
         except OutOfMemory as exc:
@@ -182,9 +84,6 @@ class _WorkerThread(QObject):
 
     def cancel(self) -> None:
         self.worker.cancel()
-
-    def is_running(self) -> bool:
-        return self.thread.isRunning()
 
     def wait(self, ms: int = 30000) -> bool:
         return self.thread.wait(ms)

@@ -146,3 +146,48 @@ def test_patient_side_follows_the_radiological_layout():
     assert patient_side(mask) == "right"
     assert patient_side(mask[:, ::-1]) == "left"
     assert patient_side(mask, midline_col=5) == "left"
+
+
+def _phantom_ct():
+    """A 12-slice liver-like block (60 HU) with a hypodense disc (10 HU) on the patient's right."""
+    rng = np.random.default_rng(0)
+    arr = np.full((12, 64, 80), -900.0, dtype=np.float32)
+    arr[:, 8:56, 6:74] = 60.0
+    yy, xx = np.mgrid[0:64, 0:80]
+    arr[:, (yy - 32) ** 2 + (xx - 20) ** 2 <= 7**2] = 10.0
+    arr += rng.normal(0, 2.0, size=arr.shape).astype(np.float32)
+    return arr, (2.5, 0.7, 0.8)  # (slice, row, col) mm
+
+
+def _dark(arr):
+    mask = np.abs(arr - 10) < 15
+    mask[:, :, arr.shape[2] // 2:] = False
+    return mask
+
+
+def test_measure_volume_matches_measure_3d_and_its_cache():
+    from lsms_core.measure import measure_volume
+
+    hu, sp = _phantom_ct()
+    mask = _dark(hu)
+    mask[3:6, 20:40, 5:12] = True  # make one slice's axis the longest
+    ref = measure_3d(mask, sp, hu=hu)
+    cache = {}
+    ours, density = measure_volume(hu, mask, sp, long_axes=cache)
+    for name in ("volume_ml", "n_voxels", "first_slice", "last_slice", "n_slices", "extent_mm", "hu_mean",
+                 "hu_std", "largest_slice", "long_axis_mm"):
+        assert getattr(ours, name) == pytest.approx(getattr(ref, name)), name
+    assert len(cache) == hu.shape[0] and density.label == "hypo"
+    assert measure_volume(hu, mask, sp, long_axes=cache)[0] == ours  # served from the cache
+
+
+
+def test_body_midline_ignores_a_table_wider_than_the_patient():
+    from lsms_core.measure import body_midline_col
+
+    image = np.full((64, 100), -1000.0)
+    image[10:50, 20:61] = 40.0  # the body: columns 20..60
+    assert body_midline_col(image) == 40.0
+    image[58:60, :] = 150.0  # a two-row table across the field
+    assert body_midline_col(image) == 40.0
+    assert body_midline_col(np.full((64, 100), -1000.0)) is None

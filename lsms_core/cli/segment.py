@@ -9,7 +9,6 @@ expression; the input is never overwritten, an existing output only with ``--ove
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -80,26 +79,15 @@ def parse_slices(text: str | None, count: int) -> tuple[int, int]:
 
 def _demo_case(args) -> tuple[Path, str, Path | None]:
     """(CT path, expression, reference mask or None) of the demo case, or a clear error."""
+    from lsms_core.data.demo import DemoNotInstalled, read_demo_recipe
     from lsms_core.errors import LSMSError
     from lsms_core.resources import resources_dir
 
-    folder = resources_dir() / "demo"
-    recipe = folder / "demo.json"
-    if not recipe.is_file():
-        raise LSMSError(recipe, "the demo case is not installed in this copy (missing file); "
-                                "run on your own CT: lsms segment CT --expression ...")
-    from lsms_core.bounded_read import read_json
-
-    data = read_json(recipe, 1 << 20, LSMSError, "demo recipe")
     try:
-        ct = folder / data["ct"]
-        expression = str(data["expression"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise LSMSError(recipe, f"invalid demo recipe ({exc}); expected keys ct, expression") from exc
-    if not ct.exists():
-        raise LSMSError(ct, "the demo CT named in demo.json is missing")
-    ref = folder / data["lesion_mask"] if data.get("lesion_mask") else None
-    return ct, args.expression or expression, ref if ref is not None and ref.exists() else None
+        recipe = read_demo_recipe(resources_dir() / "demo")
+    except DemoNotInstalled as exc:
+        raise LSMSError(exc.what, f"{exc.why}; run on your own CT: lsms segment CT --expression ...") from exc
+    return recipe.ct, args.expression or recipe.expression, recipe.lesion_mask
 
 
 def _require_demo_weights() -> None:
@@ -279,6 +267,8 @@ def candidate_table(referral, start: int) -> list[str]:
 
 
 def _write_json(target: str, report: dict, overwrite: bool) -> None:
+    import json
+
     from lsms_core.errors import LSMSError
 
     text = json.dumps(report, indent=2, default=float) + "\n"

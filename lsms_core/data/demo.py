@@ -4,18 +4,23 @@
 shown first holds two hypodense metastases in the right lobe (a cyst lies higher up), so the
 expression "the larger hypodense lesion in the right lobe" has to choose; the recipe is checked against
 the measured facts of that slice, so the words are true of the image.
+
+``read_demo_recipe`` is the one reader of ``demo.json``, for ``lsms segment --demo`` and the viewer's
+``--demo``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lsms_core.data.facts import slice_facts
 from lsms_core.data.synth import SynthCase, SynthError, synth_case
+from lsms_core.errors import LSMSError
 
 DEMO_SEED = 20240830
 DEMO_LESIONS = [
@@ -25,6 +30,57 @@ DEMO_LESIONS = [
     {"kind": "cyst", "diameter_mm": 16.0, "uvt": (-0.45, -0.15, 0.16), "shape": "round", "boundary": "clear"},
 ]
 DEMO_EXPRESSION = "the larger hypodense lesion in the right lobe"
+DEMO_RECIPE = "demo.json"
+DEMO_CT = "ct.nii.gz"
+
+
+class DemoNotInstalled(LSMSError):
+    """This copy has no demo case: no demo.json, or not the CT it names."""
+
+
+@dataclass
+class DemoRecipe:
+    """What ``demo.json`` says: the CT, the words that refer to the demo lesion, and how to show it."""
+
+    ct: Path
+    expression: str
+    lesion_mask: Path | None = None  # the referred lesion's reference mask, when installed
+    slice_index: int | None = None  # the slice to show first
+    window: tuple[float, float] | None = None  # (width, level) HU to show
+
+
+def read_demo_recipe(folder: str | os.PathLike) -> DemoRecipe:
+    """The demo case's recipe in ``folder``.
+
+    Raises :class:`DemoNotInstalled` naming demo.json or the CT it names when either is missing, and
+    :class:`LSMSError` naming demo.json when it is unreadable or lacks the words. ``ct`` defaults to
+    ct.nii.gz; a ``slice`` or ``window`` of the wrong type is ignored (the view keeps its own).
+    """
+    recipe = Path(folder) / DEMO_RECIPE
+    if not recipe.is_file():
+        raise DemoNotInstalled(recipe, "the demo case is not installed in this copy (missing file)")
+    from lsms_core.bounded_read import read_json
+
+    data = read_json(recipe, 1 << 20, LSMSError, "demo recipe")  # a recipe is a few lines, never megabytes
+    expression = data.get("expression") if isinstance(data, dict) else None
+    ct_name = data.get("ct", DEMO_CT) if isinstance(data, dict) else None
+    if not isinstance(expression, str) or not expression.strip() or not isinstance(ct_name, str):
+        raise LSMSError(recipe, "invalid demo recipe: expected a JSON object with the keys ct and expression")
+    ct = recipe.parent / ct_name
+    if not ct.is_file():
+        raise DemoNotInstalled(ct, "the demo CT named in demo.json is missing")
+    mask_name = data.get("lesion_mask")
+    lesion_mask = recipe.parent / mask_name if isinstance(mask_name, str) and mask_name else None
+    slice_index = data.get("slice")
+    window = data.get("window")
+    return DemoRecipe(
+        ct=ct,
+        expression=expression.strip(),
+        lesion_mask=lesion_mask if lesion_mask is not None and lesion_mask.is_file() else None,
+        slice_index=slice_index if isinstance(slice_index, int) and not isinstance(slice_index, bool) else None,
+        window=(float(window[0]), float(window[1])) if (isinstance(window, list) and len(window) == 2 and all(
+            isinstance(v, (int, float)) for v in window)) else None,
+    )
 
 
 def demo_case() -> SynthCase:

@@ -16,7 +16,7 @@ import numpy as np
 
 from lsms_core.data.vocabulary import LOBE_OF_SEGMENT
 from lsms_core.data.vocabulary import SEGMENTS as SEGMENT_NAMES
-from lsms_core.measure import MeasureError, measure_2d, relative_density, ring_mask
+from lsms_core.measure import MeasureError, body_midline_col, measure_2d, relative_density, ring_mask
 
 #: lesions smaller than this on a slice are not referred to (a few pixels at a lesion's pole)
 MIN_LONG_AXIS_MM = 3.0
@@ -105,14 +105,6 @@ def boundary_of(image: np.ndarray, mask: np.ndarray, spacing, within=None) -> st
         return None
     step = float(np.median(image[edge_in]) - np.median(image[near_out]))
     return "clear" if step / full >= 0.45 else "blurred"
-
-
-def body_midline(image: np.ndarray) -> float | None:
-    """Column of the body's midline on a slice: the centre of the columns holding soft tissue."""
-    cols = np.nonzero((np.asarray(image) > -300).sum(axis=0) > 3)[0]
-    if cols.size < 10:
-        return None
-    return 0.5 * (cols.min() + cols.max())
 
 
 def estimate_ivc(image: np.ndarray, spacing: tuple[float, float], midline_col: float) -> tuple[float, float] | None:
@@ -205,7 +197,7 @@ def slice_facts(
     for m in visible.values():
         all_lesions |= m
     liver_rows = None
-    midline = body_midline(image) if segments is None else None
+    midline = body_midline_col(image) if segments is None else None
     ivc = estimate_ivc(image, spacing, midline) if midline is not None and liver is not None else None
     if liver is not None:
         liver = np.asarray(liver) != 0

@@ -61,10 +61,10 @@ class Candidate:
 def _lobe_from_side(facts, image_hu: np.ndarray) -> None:
     """Without a liver map no segment can be estimated; the side of the body's midline still tells the
     lobe to the accuracy the words "right lobe" / "left lobe" need (left-lobe lesions lie left of it)."""
-    from lsms_core.data.facts import body_midline
+    from lsms_core.measure import body_midline_col
 
     if facts.lobe is None:
-        mid = body_midline(image_hu)
+        mid = body_midline_col(image_hu)
         if mid is not None:
             facts.lobe = "right" if facts.centroid[1] < mid else "left"
 

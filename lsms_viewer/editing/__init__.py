@@ -1,8 +1,10 @@
 """Pixel logic of the editing tools (Slicer's "Logic" layer): pure numpy/scipy, no Qt.
 
 Every operation works on a (Z, Y, X) label target - a boolean mask or a uint8/uint16 multi-label volume -
-and returns a :class:`Change` (bounding box + voxels before/after) without modifying the target; the caller
-applies it (``change.apply(target)``) and records it in :class:`lsms_viewer.undo.UndoHistory`.
+and returns a :class:`Change` (bounding box + voxels before/after) without modifying the target; the viewer
+writes it through ``Document.write_region`` (``state.edit_context.EditContext.apply``), where the undo
+history records it; other callers use ``change.apply(target)``.
+The tools that drive these functions from the mouse are in ``lsms_viewer.tools``.
 """
 
 from lsms_viewer.editing.brush import footprint, footprint_outline, paint_stroke, stroke_mask
@@ -12,7 +14,6 @@ from lsms_viewer.editing.change import (
     EditError,
     change_from_patches,
     combine_changes,
-    diff_volumes,
     empty_change,
 )
 from lsms_viewer.editing.components import keep_component, remove_component
@@ -26,7 +27,6 @@ __all__ = [
     "change_from_patches",
     "clear_slice",
     "combine_changes",
-    "diff_volumes",
     "empty_change",
     "fill_holes",
     "flood_fill",

@@ -91,15 +91,6 @@ def change_from_patches(
     return Change(bbox, before[local].copy(), after[local].copy(), description)
 
 
-def diff_volumes(before: np.ndarray, after: np.ndarray, description: str = "edit") -> Change:
-    """The change that turns ``before`` into ``after`` (e.g. a model run replacing a whole label)."""
-    if before.shape != after.shape:
-        raise EditError("change", f"volumes differ in shape: {before.shape} vs {after.shape}")
-    if before.dtype != after.dtype:
-        after = after.astype(before.dtype)
-    return change_from_patches(before, after, (0, 0, 0), description)
-
-
 def combine_changes(changes: Sequence[Change], current: np.ndarray, description: str | None = None) -> Change:
     """Merge changes already applied to ``current`` (in that order) into one record, e.g. the pieces of a
     brush stroke painted while the mouse moved, so that one Ctrl+Z undoes the whole stroke."""

@@ -29,7 +29,8 @@ from PySide6.QtWidgets import (
 )
 
 from lsms_core.errors import LSMSError
-from lsms_viewer.annotation import (
+from lsms_viewer.settings import settings as user_settings
+from lsms_viewer.state.annotation import (
     BOUNDARIES,
     DENSITY_WORD,
     ENHANCEMENTS,
@@ -41,14 +42,13 @@ from lsms_viewer.annotation import (
     AnnotationError,
     LesionMeasurement,
     check_expression,
-    compose_expression,
     export_annotations,
+    form_expressions,
     format_diameter,
-    measure_lesion,
-    partial_expressions,
 )
-from lsms_viewer.document import Document, Label
-from lsms_viewer.settings import settings as user_settings
+from lsms_viewer.state.document import Document, Label
+from lsms_viewer.state.measurements import Measurements
+from lsms_viewer.views.slice_view import SliceView
 
 EXPRESSION_ROWS = (("Full", None), ("50 %", 0.5), ("25 %", 0.25))
 
@@ -66,21 +66,21 @@ class AnnotationPanel(QWidget):
 
     exported = Signal(object)  # ExportReport
 
-    def __init__(self, document: Document, slice_view, window_of=None, parent: QWidget | None = None):
+    def __init__(self, document: Document, measurements: Measurements, slice_view: SliceView, window_of=None,
+                 parent: QWidget | None = None):
         super().__init__(parent)
         self.document = document
+        self.measurements = measurements
         self.slice_view = slice_view
         self.window_of = window_of or (lambda: None)
         self.label: Label | None = None
         self.measurement: LesionMeasurement | None = None
         self._loading = False
-        self.last_export = None
         self.last_error: str | None = None
         self._timer = QTimer(self)  # a stroke changes the mask on every mouse move: measure once after
         self._timer.setSingleShot(True)
         self._timer.setInterval(150)
         self._timer.timeout.connect(self.remeasure)
-        self._long_axes: dict[int, dict[int, float]] = {}  # label -> {slice: long axis}, kept between strokes
 
         self.title = QLabel("No active label")
         self.title.setWordWrap(True)
@@ -92,72 +92,7 @@ class AnnotationPanel(QWidget):
         slice_row.addWidget(self.slice_label, 1)
         slice_row.addWidget(self.use_slice)
 
-        self.segment = _combo(SEGMENTS, {s: f"{s} ({lobe})" for s, lobe in
-                                         zip(SEGMENTS, ("caudate", "left", "left", "left", "right", "right", "right",
-                                                        "right"), strict=True)})
-        self.shape = _combo(SHAPES)
-        self.boundary = _combo(BOUNDARIES, {"clear": "clear (well-defined)", "blurred": "blurred (ill-defined)"})
-        self.enhancement = _combo(ENHANCEMENTS)
-        self.lesion_type = _combo(LESION_TYPES, LESION_NAMES)
-        for box in (self.segment, self.shape, self.boundary, self.enhancement, self.lesion_type):
-            box.currentIndexChanged.connect(self._on_attribute)
-        self.diameter = QLabel("–")
-        self.diameter.setToolTip("Long axis on the annotated slice, measured from the mask")
-        self.density = QLabel("–")
-        self.density.setToolTip("Median HU of the lesion against a 5 mm ring of surrounding tissue")
-        self.notes = QLineEdit()
-        self.notes.setPlaceholderText("free notes (not part of the expression)")
-        self.notes.editingFinished.connect(self._on_attribute)
-        self.annotator = QLineEdit(str(user_settings().value("annotation/annotator", "") or ""))
-        self.annotator.setPlaceholderText("your name or initials")
-        self.annotator.editingFinished.connect(self._on_annotator)
-
-        form_box = QGroupBox("Lesion attributes")
-        form = QFormLayout(form_box)
-        form.addRow("Liver segment", self.segment)
-        form.addRow("Diameter", self.diameter)
-        form.addRow("Shape", self.shape)
-        form.addRow("Boundary", self.boundary)
-        form.addRow("Density", self.density)
-        form.addRow("Enhancement", self.enhancement)
-        form.addRow("Lesion type", self.lesion_type)
-        form.addRow("Notes", self.notes)
-
-        expr_box = QGroupBox("Referring expressions")
-        expr_layout = QFormLayout(expr_box)
-        self.compose_button = QPushButton("Compose from attributes")
-        self.compose_button.clicked.connect(self.compose)
-        expr_layout.addRow(self.compose_button)
-        self.expression_edits: list[QLineEdit] = []
-        for title, _fraction in EXPRESSION_ROWS:
-            edit = QLineEdit()
-            edit.editingFinished.connect(self._on_expressions)
-            edit.textChanged.connect(self._check)
-            expr_layout.addRow(title, edit)
-            self.expression_edits.append(edit)
-        self.warnings = QLabel("")
-        self.warnings.setWordWrap(True)
-        self.warnings.setStyleSheet("color: #e0a030;")
-        expr_layout.addRow(self.warnings)
-
-        self.done = QCheckBox("Ready for export")
-        self.done.toggled.connect(self._on_attribute)
-        self.split = _combo(("train", "val", "test"))
-        self.split.setCurrentIndex(1)
-        self.split.currentIndexChanged.connect(self._on_attribute)
-        export_box = QGroupBox("Dataset")
-        export_form = QFormLayout(export_box)
-        export_form.addRow("Annotator", self.annotator)
-        export_form.addRow("Split", self.split)
-        export_form.addRow(self.done)
-        self.export_slices = QComboBox()
-        self.export_slices.addItem("the annotated slice of each lesion", "annotated")
-        self.export_slices.addItem("every slice each lesion is on", "all")
-        export_form.addRow("Export", self.export_slices)
-        self.export_button = QPushButton("Export annotated lesions…")
-        self.export_button.setToolTip("Append the lesions marked ready to a RefHL-Seg-style dataset folder")
-        self.export_button.clicked.connect(self.export_dialog)
-        export_form.addRow(self.export_button)
+        form_box, expr_box, export_box = self._attributes_box(), self._expressions_box(), self._dataset_box()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -176,6 +111,83 @@ class AnnotationPanel(QWidget):
         events.mask_changed.connect(self._on_mask_changed)
         self._on_active(document.active_label)
 
+    def _attributes_box(self) -> QGroupBox:
+        """The lesion's attributes: chosen ones, and diameter and density as measured."""
+        self.segment = _combo(SEGMENTS, {s: f"{s} ({lobe})" for s, lobe in
+                                         zip(SEGMENTS, ("caudate", "left", "left", "left", "right", "right", "right",
+                                                        "right"), strict=True)})
+        self.shape = _combo(SHAPES)
+        self.boundary = _combo(BOUNDARIES, {"clear": "clear (well-defined)", "blurred": "blurred (ill-defined)"})
+        self.enhancement = _combo(ENHANCEMENTS)
+        self.lesion_type = _combo(LESION_TYPES, LESION_NAMES)
+        for box in (self.segment, self.shape, self.boundary, self.enhancement, self.lesion_type):
+            box.currentIndexChanged.connect(self._on_attribute)
+        self.diameter = QLabel("–")
+        self.diameter.setToolTip("Long axis on the annotated slice, measured from the mask")
+        self.density = QLabel("–")
+        self.density.setToolTip("Median HU of the lesion against a 5 mm ring of surrounding tissue, other labels "
+                                "kept out (as in the Measurements dock)")
+        self.notes = QLineEdit()
+        self.notes.setPlaceholderText("free notes (not part of the expression)")
+        self.notes.editingFinished.connect(self._on_attribute)
+
+        form_box = QGroupBox("Lesion attributes")
+        form = QFormLayout(form_box)
+        form.addRow("Liver segment", self.segment)
+        form.addRow("Diameter", self.diameter)
+        form.addRow("Shape", self.shape)
+        form.addRow("Boundary", self.boundary)
+        form.addRow("Density", self.density)
+        form.addRow("Enhancement", self.enhancement)
+        form.addRow("Lesion type", self.lesion_type)
+        form.addRow("Notes", self.notes)
+        return form_box
+
+    def _expressions_box(self) -> QGroupBox:
+        """The composed expressions (full, 50 %, 25 %), editable, with the consistency warnings."""
+        expr_box = QGroupBox("Referring expressions")
+        expr_layout = QFormLayout(expr_box)
+        self.compose_button = QPushButton("Compose from attributes")
+        self.compose_button.clicked.connect(self.compose)
+        expr_layout.addRow(self.compose_button)
+        self.expression_edits: list[QLineEdit] = []
+        for title, _fraction in EXPRESSION_ROWS:
+            edit = QLineEdit()
+            edit.editingFinished.connect(self._on_expressions)
+            edit.textChanged.connect(self._check)
+            expr_layout.addRow(title, edit)
+            self.expression_edits.append(edit)
+        self.warnings = QLabel("")
+        self.warnings.setWordWrap(True)
+        self.warnings.setStyleSheet("color: #e0a030;")
+        expr_layout.addRow(self.warnings)
+        return expr_box
+
+    def _dataset_box(self) -> QGroupBox:
+        """Who annotated, which split, ready or not, and the export to a dataset folder."""
+        self.annotator = QLineEdit(str(user_settings().value("annotation/annotator", "") or ""))
+        self.annotator.setPlaceholderText("your name or initials")
+        self.annotator.editingFinished.connect(self._on_annotator)
+        self.done = QCheckBox("Ready for export")
+        self.done.toggled.connect(self._on_attribute)
+        self.split = _combo(("train", "val", "test"))
+        self.split.setCurrentIndex(1)
+        self.split.currentIndexChanged.connect(self._on_attribute)
+        export_box = QGroupBox("Dataset")
+        export_form = QFormLayout(export_box)
+        export_form.addRow("Annotator", self.annotator)
+        export_form.addRow("Split", self.split)
+        export_form.addRow(self.done)
+        self.export_slices = QComboBox()
+        self.export_slices.addItem("the annotated slice of each lesion", "annotated")
+        self.export_slices.addItem("every slice each lesion is on", "all")
+        export_form.addRow("Export", self.export_slices)
+        self.export_button = QPushButton("Export annotated lesions…")
+        self.export_button.setToolTip("Append the lesions marked ready to a RefHL-Seg-style dataset folder")
+        self.export_button.clicked.connect(self.export_dialog)
+        export_form.addRow(self.export_button)
+        return export_box
+
     # -- state <-> widgets ----------------------------------------------------------------------------
     def annotation(self) -> Annotation:
         return Annotation.from_json(self.label.meta.get("annotation")) if self.label is not None else Annotation()
@@ -189,10 +201,6 @@ class AnnotationPanel(QWidget):
             self._load()
 
     def _on_mask_changed(self, label: Label, slices) -> None:
-        axes = self._long_axes.get(label.id)
-        if axes:
-            for z in slices:
-                axes.pop(z, None)
         if self.label is not None and label.id == self.label.id:
             self._timer.start()
 
@@ -247,8 +255,7 @@ class AnnotationPanel(QWidget):
         if k is None and self.label.mask[self.slice_view.current_slice].any():
             k = self.slice_view.current_slice  # not chosen yet: the slice the annotator is looking at
         try:
-            self.measurement = measure_lesion(self.document.volume, self.label.mask, k,
-                                              long_axes=self._long_axes.setdefault(self.label.id, {}))
+            self.measurement = self.measurements.lesion(self.label, k)
         except AnnotationError as exc:
             self.slice_label.setText(str(exc))
             return
@@ -257,7 +264,7 @@ class AnnotationPanel(QWidget):
         self.slice_label.setText(f"Slice {m.slice_index + 1} ({chosen})")
         self.diameter.setText(format_diameter(m.diameter_mm) + f"  ({m.diameter_mm:.1f} mm)" if m.diameter_mm
                               else "not on this slice")
-        density = m.density or m.density_3d
+        density = m.lesion_density
         self.density.setText(f"{DENSITY_WORD[density.label]}  ({density.difference_hu:+.0f} HU vs surroundings)"
                              if density else "not measurable (no surrounding tissue)")
         self._check()
@@ -288,7 +295,7 @@ class AnnotationPanel(QWidget):
         m = self.measurement
         if m is not None:
             a.diameter_mm = round(float(m.diameter_mm), 1) if m.diameter_mm else None
-            density = m.density or m.density_3d
+            density = m.lesion_density
             a.density = DENSITY_WORD[density.label] if density else ""
         if ann.slice_index is None and m is not None:
             ann.slice_index = m.slice_index
@@ -314,8 +321,7 @@ class AnnotationPanel(QWidget):
         if self.label is None:
             return
         ann = self._form_annotation()
-        partial = partial_expressions(ann.attributes)
-        texts = [compose_expression(ann.attributes), partial[0.5], partial[0.25]]
+        texts = form_expressions(ann.attributes)
         self._loading = True
         try:
             for edit, text in zip(self.expression_edits, texts, strict=True):
@@ -362,7 +368,6 @@ class AnnotationPanel(QWidget):
             self.last_error = str(exc)
             return None
         self.last_error = None
-        self.last_export = report
         self.exported.emit(report)
         return report
 
@@ -392,5 +397,5 @@ class AnnotationPanel(QWidget):
         ann = Annotation.from_json(label.meta.get("annotation"))
         if not ann.done or not label.mask.any():
             return []
-        m = measure_lesion(self.document.volume, label.mask, ann.slice_index)
+        m = self.measurements.lesion(label, ann.slice_index)
         return [w for e in ann.expressions for w in check_expression(e, m)]

@@ -1,6 +1,6 @@
 """The expression bar under the image: words, scope (this slice / a range / the whole volume), Run, progress.
 
-It only collects what the user asks for and shows progress; the main window starts the worker.
+It only collects what the user asks for and shows progress; the segmentation controller starts the run.
 """
 
 from __future__ import annotations
@@ -150,6 +150,29 @@ class ExpressionBar(QWidget):
             self.rerun_label_id = None
             self.rerun_chip.hide()
             self.rerun_cleared.emit()
+
+    # -- what the segmentation controller sets -------------------------------------------------------
+    def set_words(self, text: str) -> None:
+        self.edit.setText(text)
+
+    def focus_words(self) -> None:
+        self.edit.setFocus()
+        self.edit.selectAll()
+
+    def set_can_run(self, can_run: bool, why: str, can_type: bool) -> None:
+        """Enable Segment (its tooltip says why it is off) and the words box."""
+        self.run_button.setEnabled(can_run)
+        self.run_button.setToolTip(why)
+        self.edit.setEnabled(can_type)
+
+    def set_cancelling(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.show_message("Cancelling after the current batch…")
+
+    @property
+    def waiting_for_first_batch(self) -> bool:
+        """Busy, and no batch has reported progress yet (the model may still be loading)."""
+        return self.progress.isVisibleTo(self) and self.progress.maximum() == 0
 
     # -- running -----------------------------------------------------------------------------------
     def _submit(self) -> None:

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lsms_viewer.document import Document, Label
+from lsms_viewer.state.document import Document, Label
 
 COL_VISIBLE, COL_NAME, COL_EXPRESSION, COL_TIME = range(4)
 _ID_ROLE = Qt.ItemDataRole.UserRole

@@ -3,15 +3,15 @@
 Per label, on the current slice: long and short axis (mm; drawn as a solid and a dashed line in the
 label's colour), area (mm²); over the volume: volume (mL), slice extent, mean ± SD HU, and density
 relative to a 5 mm ring of surrounding tissue (hypo/iso/hyper, computed with other labels kept out of the
-ring). Numbers come from ``lsms_core.measure`` through ``lsms_viewer.annotation``.
+ring). Numbers come from ``lsms_core.measure``.
 
 Recomputing is debounced (a brush stroke changes a mask on every mouse move) and the volume part is
-cached per label until its mask changes, so scrolling only re-measures one slice.
+cached per label until its mask changes (``lsms_viewer.state.measurements``, shared with the annotation
+form, so both give a lesion the same numbers), so scrolling only re-measures one slice.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPen
@@ -25,56 +25,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lsms_viewer.annotation import DENSITY_WORD, AnnotationError, measure_slice, measure_volume
-from lsms_viewer.document import Document, Label
+from lsms_viewer.state.annotation import DENSITY_WORD
+from lsms_viewer.state.document import Document, Label
+from lsms_viewer.state.measurements import Measurements
+from lsms_viewer.views.slice_view import SliceView
 
 COLUMNS = ("Label", "Long (mm)", "Short (mm)", "Area (mm²)", "Volume (mL)", "Slices", "HU mean ± SD", "Density")
-
-
-class MeasureCache:
-    """Volume measurements per label, recomputed only after the label's mask changed."""
-
-    def __init__(self, document: Document):
-        self.document = document
-        self._volume: dict[int, tuple] = {}
-        self._long_axes: dict[int, dict[int, float]] = {}  # label -> {slice: long axis mm}
-        events = document.events
-        events.mask_changed.connect(self._on_mask_changed)
-        events.label_removed.connect(self._forget)
-        events.label_added.connect(self._forget)
-        events.volume_changed.connect(self._clear)
-
-    def _on_mask_changed(self, label: Label, slices: range) -> None:
-        self._volume.pop(label.id, None)
-        axes = self._long_axes.get(label.id)
-        if axes:
-            for z in slices:
-                axes.pop(z, None)
-
-    def _forget(self, label: Label) -> None:
-        self._volume.pop(label.id, None)
-        self._long_axes.pop(label.id, None)
-
-    def _clear(self) -> None:
-        self._volume.clear()
-        self._long_axes.clear()
-
-    def others(self, label: Label) -> np.ndarray | None:
-        others = [lab.mask for lab in self.document.labels if lab.id != label.id]
-        return np.logical_or.reduce(others) if others else None
-
-    def volume_part(self, label: Label):
-        if label.id not in self._volume:
-            try:
-                self._volume[label.id] = measure_volume(self.document.volume, label.mask, exclude=self.others(label),
-                                                        long_axes=self._long_axes.setdefault(label.id, {}),
-                                                        largest=False)  # the table shows the shown slice's axes
-            except AnnotationError:
-                self._volume[label.id] = None
-        return self._volume[label.id]
-
-    def slice_part(self, label: Label, k: int):
-        return measure_slice(self.document.volume, label.mask, k)
 
 
 class AxisOverlay:
@@ -127,11 +83,12 @@ class MeasurePanel(QWidget):
 
     measured = Signal()  # after every refresh (tests and the annotation form listen)
 
-    def __init__(self, document: Document, slice_view, parent: QWidget | None = None):
+    def __init__(self, document: Document, measurements: Measurements, slice_view: SliceView,
+                 parent: QWidget | None = None):
         super().__init__(parent)
         self.document = document
         self.slice_view = slice_view
-        self.cache = MeasureCache(document)
+        self.measurements = measurements
         self.overlay = AxisOverlay(slice_view)
         self.rows: dict[int, dict] = {}
 
@@ -184,8 +141,8 @@ class MeasurePanel(QWidget):
         self.table.setRowCount(len(labels))
         axes = []
         for row, label in enumerate(labels):
-            on_slice = self.cache.slice_part(label, k)
-            whole = self.cache.volume_part(label)
+            on_slice = self.measurements.slice_part(label, k)
+            whole = self.measurements.volume_part(label)
             values = {"label": label.name}
             if on_slice is not None:
                 m2, _density, side = on_slice

@@ -2,8 +2,9 @@
 
 Radiological convention comes from the loader (``array[k]`` rows anterior->posterior, columns patient
 right->left), so the view draws ``array[k]`` as is: row 0 at the top, column 0 at the left. The image
-items are created once and only get new arrays (``setImage(..., autoLevels=False)``); their rectangle is
-the slice's size in millimetres, so with a locked 1:1 aspect every pixel has its physical shape.
+items (``slice_items``) are created once and only get new pixels; their rectangle is the slice's size in
+millimetres, so with a locked 1:1 aspect every pixel has its physical shape. The left mouse button goes to
+the active tool (``lsms_viewer.tools``), the middle one pans, the right one sets the window.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QMargins, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QTransform, QWheelEvent
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QKeyEvent, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -22,11 +23,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lsms_viewer.document import Document, Label
-from lsms_viewer.overlay import compose_slice, lookup_table
+from lsms_viewer.display.overlay import compose_slice, lookup_table
+from lsms_viewer.display.windowing import SliceRenderer, Window, matching_preset
 from lsms_viewer.qt_compat import ensure_none_reserve, install_none_guard
-from lsms_viewer.tools import PanTool, Tool, ToolEvent
-from lsms_viewer.windowing import SliceRenderer, Window, matching_preset
+from lsms_viewer.state.document import Document, Label
+from lsms_viewer.tools.base import PanTool, Tool, ToolEvent
+from lsms_viewer.views.slice_items import LabelOverlayItem, OverlayText, SliceImageItem
 
 # World axis (LPS) -> letter of its positive direction and of its negative direction.
 _AXIS_LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))
@@ -63,124 +65,15 @@ class CursorInfo:
     lps: tuple[float, float, float]
 
 
-class SliceImageItem(pg.GraphicsObject):
-    """The CT slice: one RGB32 QImage over a numpy buffer, drawn without conversion or copy.
-
-    pyqtgraph's ImageItem would hand Qt an 8-bit or ARGB image it rebuilds per change and Qt converts per
-    paint; this item is the fast path for the one layer that changes on every wheel notch. Pixels are
-    drawn unsmoothed, so zoomed-in voxels stay crisp squares on HiDPI screens too.
-    """
-
-    FORMAT = QImage.Format.Format_RGB32
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._buffer = np.zeros((1, 1), np.uint32)
-        self._qimage = QImage()
-        self.image = None  # the uint32 buffer on screen, like ImageItem.image
-
-    def set_pixels(self, buffer: np.ndarray) -> None:
-        """Show ``buffer`` (uint32 0xAARRGGBB, C-contiguous, kept alive by the caller)."""
-        h, w = buffer.shape
-        if buffer.shape != self._buffer.shape:
-            self.prepareGeometryChange()
-        self._buffer = buffer
-        self.image = buffer
-        self._qimage = QImage(buffer.data, w, h, 4 * w, self.FORMAT)
-        self.update()
-
-    def width(self) -> int:
-        return self._buffer.shape[1]
-
-    def height(self) -> int:
-        return self._buffer.shape[0]
-
-    def setRect(self, rect: QRectF) -> None:
-        """Map the image onto ``rect`` (millimetres), like ImageItem.setRect."""
-        transform = QTransform()
-        transform.translate(rect.left(), rect.top())
-        transform.scale(rect.width() / self.width(), rect.height() / self.height())
-        self.setTransform(transform)
-
-    def boundingRect(self) -> QRectF:
-        return QRectF(0, 0, self.width(), self.height())
-
-    def paint(self, painter, *args) -> None:
-        if not self._qimage.isNull():
-            # No SmoothPixmapTransform: the view never sets it, so magnified voxels stay crisp squares.
-            # (Not switched off here on purpose: PySide6 6.12's setRenderHint(s) mis-counts references
-            # to its flag argument, and a few thousand paints later the interpreter aborts at exit.)
-            painter.drawImage(QRectF(0, 0, self.width(), self.height()), self._qimage)
-
-
-class LabelOverlayItem(SliceImageItem):
-    """The label overlay: a uint8 index image (codes of ``lsms_viewer.overlay``) coloured by a 256-entry
-    RGBA table into premultiplied ARGB32, the format Qt blends fastest."""
-
-    FORMAT = QImage.Format.Format_ARGB32_Premultiplied
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lut = np.zeros((256, 4), np.uint8)
-        self._table = np.zeros(256, np.uint32)
-        self._indices = np.zeros((1, 1), np.uint8)
-
-    def setLookupTable(self, lut: np.ndarray) -> None:
-        self.lut = np.asarray(lut, np.uint8)
-        rgba = self.lut.astype(np.uint32)
-        alpha = rgba[:, 3]
-        r, g, b = ((rgba[:, c] * alpha + 127) // 255 for c in range(3))
-        self._table = (alpha << 24) | (r << 16) | (g << 8) | b
-        self.set_indices(self._indices)
-
-    def set_indices(self, indices: np.ndarray) -> None:
-        self._indices = indices
-        self.set_pixels(np.take(self._table, indices))
-
-
-class _OverlayText(QLabel):
-    """Text drawn over the image (orientation letters, corner info): readable on any grey.
-
-    A hard one-pixel shadow painted by hand instead of a QGraphicsDropShadowEffect: the blur effect
-    re-renders every label on each slice change and cost more than drawing the slice itself.
-    """
-
-    def __init__(self, parent: QWidget, align: Qt.AlignmentFlag, bold: bool = False, size: int = 10):
-        super().__init__(parent)
-        self.setAlignment(align)
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        font = QFont(self.font())
-        font.setPointSize(size)
-        font.setBold(bold)
-        self.setFont(font)
-        self._color = QColor("#f2d675" if bold else "#e6e6e6")
-        self._shadow = QColor(0, 0, 0, 230)
-        self.setStyleSheet("background: transparent;")
-
-    def sizeHint(self):
-        hint = super().sizeHint()
-        return hint.grownBy(QMargins(0, 0, 1, 1))
-
-    def paintEvent(self, _event) -> None:
-        painter = QPainter(self)
-        painter.setFont(self.font())
-        rect = self.rect().adjusted(0, 0, -1, -1)
-        flags = int(self.alignment().value)
-        painter.setPen(self._shadow)
-        painter.drawText(rect.translated(1, 1), flags, self.text())
-        painter.setPen(self._color)
-        painter.drawText(rect, flags, self.text())
-        painter.end()
-
-
 class _Canvas(pg.GraphicsView):
     """The graphics view; it owns the mouse so that every button does the same thing everywhere."""
+
+    resized = Signal()
 
     def __init__(self, owner: SliceView):
         super().__init__(background="k")
         self._owner = owner
         self._button: Qt.MouseButton | None = None
-        self._press_pos = QPointF()
         self._wheel_rest = 0.0
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -192,7 +85,6 @@ class _Canvas(pg.GraphicsView):
         if self._button is not None:
             return
         self._button = ev.button()
-        self._press_pos = ev.position()
         self._owner._press(ev)
 
     def mouseMoveEvent(self, ev: QMouseEvent) -> None:
@@ -227,9 +119,7 @@ class _Canvas(pg.GraphicsView):
 
     def resizeEvent(self, ev) -> None:
         super().resizeEvent(ev)
-        owner = getattr(self, "_owner", None)  # pyqtgraph resizes once inside its own __init__
-        if owner is not None and hasattr(owner, "_letters"):
-            owner._place_texts()
+        self.resized.emit()  # the view places its texts (pyqtgraph also resizes once in its own __init__)
 
 
 class SliceView(QWidget):
@@ -255,9 +145,7 @@ class SliceView(QWidget):
         self._renderer = SliceRenderer()
         self._renderer.set_window(self._window)
         self._display = np.zeros((1, 1), np.uint32)  # the windowed slice on screen, RGB32 grey
-        self._tool: Tool = PanTool()
         self._drag_start: tuple[QPointF, Window] | None = None
-        self._pan_last: QPointF | None = None
         self._settle_timer = QTimer(self)
         self._settle_timer.setSingleShot(True)
         self._settle_timer.setInterval(self.SETTLE_MS)
@@ -273,18 +161,22 @@ class SliceView(QWidget):
         self.overlay_item.setZValue(10)
         self.view_box.addItem(self.image_item)
         self.view_box.addItem(self.overlay_item)
+        self._tool: Tool = PanTool()
+        self._tool.activate(self)
+        self._middle_pan = PanTool()  # the middle button pans whatever tool has the left one
+        self._middle_pan.activate(self)
 
         self._letters = {
-            "top": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, True, 12),
-            "bottom": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, True, 12),
-            "left": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, True, 12),
-            "right": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, True, 12),
+            "top": OverlayText(self.canvas, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, True, 12),
+            "bottom": OverlayText(self.canvas, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, True, 12),
+            "left": OverlayText(self.canvas, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, True, 12),
+            "right": OverlayText(self.canvas, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, True, 12),
         }
         self._corners = {
-            "top_left": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop),
-            "top_right": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop),
-            "bottom_left": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom),
-            "bottom_right": _OverlayText(self.canvas, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom),
+            "top_left": OverlayText(self.canvas, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop),
+            "top_right": OverlayText(self.canvas, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop),
+            "bottom_left": OverlayText(self.canvas, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom),
+            "bottom_right": OverlayText(self.canvas, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom),
         }
         self.placeholder = QLabel(
             "<div style='color:#9aa4ad'><p style='font-size:15pt'>No study open</p>"
@@ -294,6 +186,7 @@ class SliceView(QWidget):
         )
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.canvas.resized.connect(self._place_texts)
 
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setMinimum(0)
@@ -350,7 +243,7 @@ class SliceView(QWidget):
         self._tool.deactivate()
         self._tool = tool or PanTool()
         self._tool.activate(self)
-        self.canvas.setCursor(getattr(Qt.CursorShape, self._tool.cursor, Qt.CursorShape.ArrowCursor))
+        self.canvas.setCursor(self._tool.cursor)
 
     def set_slice(self, k: int) -> None:
         volume = self.document.volume
@@ -412,7 +305,7 @@ class SliceView(QWidget):
         return (self._display & 0xFF).astype(np.uint8)
 
     def overlay_image(self) -> np.ndarray:
-        """The label index image currently displayed (codes as in ``lsms_viewer.overlay``)."""
+        """The label index image currently displayed (codes as in ``lsms_viewer.display.overlay``)."""
         return self._overlay_buffer
 
     def cursor_info_at(self, col: float, row: float) -> CursorInfo | None:
@@ -583,7 +476,7 @@ class SliceView(QWidget):
         if button == Qt.MouseButton.LeftButton:
             self._tool.press(self._tool_event(ev))
         elif button == Qt.MouseButton.MiddleButton:
-            self._pan_last = self.view_box.mapSceneToView(self.canvas.mapToScene(ev.position().toPoint()))
+            self._middle_pan.press(self._tool_event(ev))
         elif button == Qt.MouseButton.RightButton:
             self._drag_start = (ev.position(), self._window)
 
@@ -593,8 +486,8 @@ class SliceView(QWidget):
         event = self._tool_event(ev)
         if button == Qt.MouseButton.LeftButton:
             self._tool.move(event)
-        elif button == Qt.MouseButton.MiddleButton and self._pan_last is not None:
-            self.pan_mm(self._pan_last.x() - event.x_mm, self._pan_last.y() - event.y_mm)
+        elif button == Qt.MouseButton.MiddleButton:
+            self._middle_pan.move(event)
         elif button == Qt.MouseButton.RightButton and self._drag_start is not None:
             start, window = self._drag_start
             delta = ev.position() - start
@@ -608,7 +501,8 @@ class SliceView(QWidget):
             return
         if button == Qt.MouseButton.LeftButton:
             self._tool.release(self._tool_event(ev))
-        self._pan_last = None
+        elif button == Qt.MouseButton.MiddleButton:
+            self._middle_pan.release(self._tool_event(ev))
         self._drag_start = None
 
     # -- keyboard -----------------------------------------------------------------------------------

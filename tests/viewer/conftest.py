@@ -1,28 +1,30 @@
-"""Viewer test fixtures: isolated QSettings, a synthetic study, and one real (random-weight) engine."""
+"""Viewer test fixtures without Qt: a synthetic study, a phantom volume and its Document, one real
+(random-weight) engine. Qt fixtures (settings isolation, whole viewers) are in qt/conftest.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
+from viewer_helpers import phantom_volume
 
 from lsms_viewer.demo import synthetic_abdomen
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, qapp, monkeypatch):
-    """Every test gets its own settings and session folders: nothing leaks between tests or to the user."""
-    folder = tmp_path / "settings"
-    folder.mkdir()
-    monkeypatch.setenv("LSMS_SESSION_DIR", str(tmp_path / "sessions"))
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
-    yield folder
+from lsms_viewer.state.document import Document
 
 
 @pytest.fixture(scope="session")
 def study():
     """A small abdomen phantom (and its lesion masks) that the model can run on quickly."""
     return synthetic_abdomen(shape=(12, 96, 112), spacing=(3.0, 2.5, 5.0), seed=1)
+
+
+@pytest.fixture
+def volume():
+    return phantom_volume()
+
+
+@pytest.fixture
+def document(volume):
+    return Document(volume)
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +35,7 @@ def engine(tmp_path_factory):
     real run: masks are then about half of each slice, never all or nothing.
     """
     from lsms_core.checkpoint import create_random_checkpoint
-    from lsms_viewer.workers import EngineHost
+    from lsms_viewer.inference import EngineHost
 
     folder = create_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "random", input_size=64, seed=0)
     host = EngineHost(folder, device="cpu", threads=1)
@@ -41,15 +43,3 @@ def engine(tmp_path_factory):
     probs = host.get().predict(volume.array[0], "the low-density nodule in the right lobe").probs
     host.threshold = float(np.median(probs))
     return host
-
-
-@pytest.fixture
-def window(qtbot):
-    from lsms_viewer.main_window import MainWindow
-
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1100, 760)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
