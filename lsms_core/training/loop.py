@@ -18,7 +18,6 @@ interruption replays what an uninterrupted run does.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import sys
@@ -33,26 +32,14 @@ from lsms_core.errors import ConfigError, DatasetError
 from lsms_core.training.card import hardware_summary, training_card
 from lsms_core.training.config import TrainConfig
 from lsms_core.training.distributed import DistInfo, barrier, setup_distributed
-from lsms_core.training.logs import LOG_JSONL, plot_curves, write_logs
+from lsms_core.training.logs import plot_curves, write_logs
 from lsms_core.training.objective import build_objective, param_groups, poly_lr
-from lsms_core.training.state import (
-    STATE_DIR,
-    STATE_JSON,
-    TrainingError,
-    _atomic_text,
-    _optimizer_from_flat,
-    load_state,
-    save_state,
-)
+from lsms_core.training.run_folder import RunLock, check_run_dir, read_history, write_settings
+from lsms_core.training.state import TrainingError, _optimizer_from_flat, save_state
 from lsms_core.training.text_bank import TEXT_CACHE, TextBank, TextCache, clean_text
 
-CONFIG_NAME = "train_config.json"
 BEST = "best"
 VAL_DATA = "val_data"
-#: settings a resumed run must share with the run it continues (everything that shapes the data or model)
-RESUME_KEYS = ("variant", "model", "input_size", "batch_size", "epochs", "seed", "text_encoder", "token_length",
-               "text_mode", "crop", "synth", "synth_seed", "synth_size", "synth_slices", "synth_val_cases",
-               "unmatched_fraction", "empty_text_fraction", "lesions_per_slice", "data")
 
 
 @dataclass
@@ -111,25 +98,6 @@ def _data_summary(dataset) -> dict:
     info = {k: dataset.info.get(k) for k in ("name", "description", "license", "created_by")
             if dataset.info.get(k)}
     return {"root": str(dataset.root), **info, "splits": splits}
-
-
-def _check_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool):
-    """The saved state to resume from (None for a new run); refuses a folder that holds something else."""
-    if run_dir.exists() and (run_dir / STATE_DIR / STATE_JSON).exists():
-        if not resume:
-            raise TrainingError(run_dir, "holds a training run already; pass --resume to continue it, or "
-                                         "choose another --out folder")
-        state = load_state(run_dir)
-        saved_cfg = json.loads((run_dir / CONFIG_NAME).read_text(encoding="utf-8"))
-        defaults = TrainConfig().to_dict()
-        for key in RESUME_KEYS:
-            if saved_cfg.get(key, defaults[key]) != getattr(cfg, key):
-                raise TrainingError(run_dir, f"cannot resume with a different {key} "
-                                             f"({saved_cfg.get(key)!r} in the run, {getattr(cfg, key)!r} now)")
-        return state
-    if run_dir.exists() and any(p for p in run_dir.iterdir() if p.name not in (TEXT_CACHE, VAL_DATA)):
-        raise TrainingError(run_dir, "exists and is not empty; choose a new --out folder")
-    return None
 
 
 def _synthetic_validation(cfg: TrainConfig, run_dir: Path, log):
@@ -211,7 +179,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, text_encoder=None, log: Cal
     from ``cfg.text_encoder``). ``on_epoch_end(row)`` is called on the main process after each epoch's
     state is saved; an exception it raises stops training there (the run can be resumed).
     """
-    import torch
 
     from lsms_core.data.format import read_dataset
     from lsms_core.device import resolve_device, set_cpu_threads
@@ -233,12 +200,25 @@ def train(cfg: TrainConfig, *, resume: bool = False, text_encoder=None, log: Cal
         raise DatasetError(cfg.data, f"split {cfg.train_split!r} holds no lines to train on")
     real_val = _real_validation(cfg)
     run_dir = Path(cfg.out)
-    state = _check_run_dir(cfg, run_dir, resume)
+    state, _changed = check_run_dir(cfg, run_dir, resume, log if dist_info.main else (lambda m: None))
     barrier(dist_info)  # every rank has checked the folder before the first one writes to it
+    lock = RunLock(run_dir)
     if dist_info.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_text(run_dir / CONFIG_NAME, json.dumps(cfg.to_dict(), indent=2) + "\n")
-    barrier(dist_info)
+        lock.acquire()
+    try:
+        if dist_info.main:
+            write_settings(cfg, run_dir)
+        barrier(dist_info)
+        return _train(cfg, dist_info, device, dataset, real_val, run_dir, state, text_encoder, log, on_epoch_end,
+                      command)
+    finally:
+        lock.release()
+
+
+def _train(cfg, dist_info, device, dataset, real_val, run_dir, state, text_encoder, log, on_epoch_end, command):
+    """Everything after the run folder is checked and locked (see :func:`train`)."""
+    import torch
 
     # ---- data
     if dataset is not None:
@@ -441,8 +421,7 @@ def _restore(state, objective, opt, scaler, text: _TextSetup, cfg: TrainConfig, 
     _optimizer_from_flat(opt, tensors, meta["optimizer"])
     if scaler is not None and meta.get("scaler"):
         scaler.load_state_dict(meta["scaler"])
-    history = [json.loads(line) for line in (run_dir / LOG_JSONL).read_text().splitlines() if line.strip()]
-    history = [row for row in history if row["epoch"] <= meta["epoch"]]
+    history = read_history(run_dir, meta["epoch"])
     return meta["epoch"] + 1, meta["step"], meta["best"], history, meta.get("elapsed_s", 0.0)
 
 
