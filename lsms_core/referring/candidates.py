@@ -12,7 +12,7 @@ text-conditioned probability over the region.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import numpy as np
 
@@ -25,22 +25,60 @@ LIVER_THRESHOLD = 0.5
 
 @dataclass
 class Candidate:
+    """One lesion the network sees. Its region is kept as a crop (``crop`` at ``origin`` within ``shape``):
+    a volume run finds dozens of candidates, and a full-volume mask each would cost gigabytes."""
+
     number: int  # 1-based, as drawn on the image (largest first)
-    mask: np.ndarray  # bool (H, W), or (K, H, W) for a 3-D region
-    slice_index: int  # the slice its facts are measured on (the largest cross-section)
+    mask: InitVar[np.ndarray | None]  # bool (H, W) or (K, H, W); stored cropped
+    slice_index: int  # the slice its facts are measured on (the largest cross-section), within the run
     facts: object  # lsms_core.data.facts.LesionFacts
     mean_hu: float
     net_score: float = 0.0  # mean referring probability over the region, in [0, 1]
     fact_score: float = 0.0  # how well the expression's words fit the facts, in [0, 1]
     score: float = 0.0
     unmet: list[str] = field(default_factory=list)  # words its facts contradict
-    slices: tuple[int, int] | None = None  # first and last slice of a 3-D region
+    slices: tuple[int, int] | None = None  # first and last slice of a 3-D region (volume indices)
     volume_ml: float | None = None
+    crop: np.ndarray = field(default=None, repr=False)
+    origin: tuple[int, ...] = ()
+    shape: tuple[int, ...] = ()
+
+    def __post_init__(self, mask):
+        if mask is not None:
+            self.crop, self.origin, self.shape = crop_region(np.asarray(mask, dtype=bool))
+
+    @property
+    def region(self) -> tuple[slice, ...]:
+        return tuple(slice(o, o + n) for o, n in zip(self.origin, self.crop.shape, strict=True))
+
+    @property
+    def full_mask(self) -> np.ndarray:
+        """The region on the run's grid (allocates one mask of the run's shape)."""
+        out = np.zeros(self.shape, bool)
+        out[self.region] = self.crop
+        return out
+
+    def as_run(self) -> Candidate:
+        """A one-slice candidate as a one-slice run: (1, H, W)."""
+        if self.crop.ndim == 3:
+            return self
+        self.crop, self.origin, self.shape = self.crop[None], (0, *self.origin), (1, *self.shape)
+        return self
+
+    def on_slice(self, k: int) -> np.ndarray:
+        """The region's (H, W) cross-section on run slice ``k`` (2-D candidates: their own slice)."""
+        if self.crop.ndim == 2:
+            return self.full_mask
+        out = np.zeros(self.shape[1:], bool)
+        z = k - self.origin[0]
+        if 0 <= z < self.crop.shape[0]:
+            out[self.region[1:]] = self.crop[z]
+        return out
 
     @property
     def box(self) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1), corners inclusive, of the region on its measured slice."""
-        m = self.mask if self.mask.ndim == 2 else self.mask[self.slice_index]
+        m = self.on_slice(self.slice_index)
         rows, cols = np.nonzero(m)
         return int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max())
 
@@ -56,6 +94,16 @@ class Candidate:
             d["slices"] = list(self.slices)
             d["volume_ml"] = None if self.volume_ml is None else round(self.volume_ml, 2)
         return d
+
+
+def crop_region(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...]]:
+    """(the mask's bounding-box crop, the crop's origin, the mask's shape); an empty mask keeps one voxel."""
+    idx = np.nonzero(mask)
+    if not idx[0].size:
+        return np.zeros((1,) * mask.ndim, bool), (0,) * mask.ndim, mask.shape
+    lo = tuple(int(i.min()) for i in idx)
+    hi = tuple(int(i.max()) + 1 for i in idx)
+    return mask[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))].copy(), lo, mask.shape
 
 
 def _lobe_from_side(facts, image_hu: np.ndarray) -> None:
@@ -120,20 +168,36 @@ def volume_candidates(volume_hu: np.ndarray, probs: np.ndarray, lesion_probs: np
     min_pixels = max(6, int(np.ceil(MIN_AREA_MM2 / (sy * sx))))
     liver = liver_probs > LIVER_THRESHOLD if liver_probs is not None else None
     z_fracs = _liver_z_fractions(liver) if liver is not None else [None] * len(volume_hu)
-    out = []
-    for region in _regions(region_map, min_pixels):
-        areas = region.reshape(len(region), -1).sum(1)
-        k = int(np.argmax(areas))
+    from scipy import ndimage
+
+    out: list[Candidate] = []
+    lab, n = ndimage.label(region_map)
+    if n == 0:
+        return [], source
+    sizes = np.bincount(lab.ravel())[1:]
+    boxes = ndimage.find_objects(lab)
+    for i in np.argsort(-sizes, kind="stable"):
+        box = boxes[i]
+        crop = lab[box] == i + 1
+        areas = crop.reshape(len(crop), -1).sum(1)
+        if areas.max() < min_pixels:
+            continue
+        kz = int(np.argmax(areas))
+        k = kz + box[0].start
+        section = np.zeros(volume_hu.shape[1:], bool)
+        section[box[1:]] = crop[kz]
         live = liver[k] | region_map[k] if liver is not None else None
-        found = slice_facts(volume_hu[k], {"c": region[k]}, (sy, sx), liver=live, z_frac=z_fracs[k])
+        found = slice_facts(volume_hu[k], {"c": section}, (sy, sx), liver=live, z_frac=z_fracs[k])
         if not found:
             continue
         _lobe_from_side(found[0], volume_hu[k])
-        ks = np.nonzero(areas)[0]
-        out.append(Candidate(len(out) + 1, region, k, found[0], float(np.mean(volume_hu[region])),
-                             net_score=float(probs[region].mean()),
-                             slices=(int(ks[0]) + slice_offset, int(ks[-1]) + slice_offset),
-                             volume_ml=float(region.sum()) * sz * sy * sx / 1000.0))
+        ks = np.nonzero(areas)[0] + box[0].start
+        c = Candidate(len(out) + 1, None, k, found[0], float(np.mean(volume_hu[box][crop])),
+                      net_score=float(probs[box][crop].mean()),
+                      slices=(int(ks[0]) + slice_offset, int(ks[-1]) + slice_offset),
+                      volume_ml=float(crop.sum()) * sz * sy * sx / 1000.0,
+                      crop=crop, origin=tuple(b.start for b in box), shape=region_map.shape)
+        out.append(c)
     return out, source
 
 

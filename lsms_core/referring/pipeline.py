@@ -98,7 +98,7 @@ def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: t
                                          None if liver is None else liver[0], spacing_zyx[1:],
                                          slice_index=slice_offset)
         for c in cands:
-            c.mask = c.mask[None]
+            c.as_run()
             c.slice_index = 0
             c.slices = (slice_offset, slice_offset)
     else:
@@ -107,7 +107,7 @@ def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: t
     resolution = resolve(expression, cands)
     raw = np.zeros(slices.shape, bool)
     if resolution.chosen is not None:
-        raw = resolution.chosen.mask.copy()
+        raw = resolution.chosen.full_mask
         if lesions is None:  # regions of the referring map at a lower threshold: keep what passes the threshold
             thr = segmenter.config.threshold if threshold is None else float(threshold)
             raw &= probs > max(thr, FALLBACK_THRESHOLD)

@@ -66,7 +66,7 @@ def evaluate_pipeline(segmenter, dataset, *, split: str = "test", text_fraction:
         if res is not None and res.candidates:
             for rule in RULES:
                 alt = resolve(text, res.candidates, use_net=rule != "facts", use_facts=rule != "network")
-                chosen = alt.chosen.mask[0] if alt.chosen is not None else np.zeros_like(target)
+                chosen = alt.chosen.on_slice(0) if alt.chosen is not None else np.zeros_like(target)
                 rule_hits[rule].append(is_hit(chosen, target, others))
         elif res is not None:
             for rule in RULES:
