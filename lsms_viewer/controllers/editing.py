@@ -1,8 +1,8 @@
 """Editing the labels by hand: the tools of the slice view, Undo/Redo, and the one-shot operations on the
 active label (fill holes, clear slice, interpolate between the slices drawn by hand).
 
-What it adds to the window: Edit menu Undo/Redo (Ctrl+Z, Ctrl+Shift+Z and Ctrl+Y) naming the step, fill
-holes, clear slice, interpolate; toolbar and Tools menu: Pan (H), Brush (B), Eraser (E), Fill (F), Keep
+What it adds to the window: Edit menu Undo/Redo (Ctrl+Z, Ctrl+Shift+Z and Ctrl+Y) naming the step, New
+label (Ctrl+N: an empty label to draw, no model run needed), fill holes, clear slice, interpolate; toolbar and Tools menu: Pan (H), Brush (B), Eraser (E), Fill (F), Keep
 piece (K), Remove piece (Shift+K); the Editing dock's panel (``panel``, docked by the composition root).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 
@@ -80,6 +81,9 @@ class EditingController(QObject):
         self._actions: list[QAction] = []
         self.undo_action = self._action("&Undo", self.undo, QKeySequence.StandardKey.Undo, "Undo the last edit")
         self.redo_action = self._action("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "Redo what was undone")
+        self.new_label_action = self._action("&New label", self.new_label, "Ctrl+N",
+                                             "Add an empty label and draw it by hand (the brush takes the mouse)")
+        self.new_label_action.setIconText("New label")
         self.fill_holes_action = self._action("Fill &holes on this slice", self.fill_holes_slice, "Ctrl+H",
                                               "Fill the holes of the active label on the current slice")
         self.fill_holes_all_action = self._action("Fill holes on &all slices", self.fill_holes_all,
@@ -97,13 +101,14 @@ class EditingController(QObject):
         edit.insertAction(first, self.redo_action)
         if first is not None:
             edit.insertSeparator(first)
+        edit.insertAction(first, self.new_label_action)
         edit.addSeparator()
         edit.addActions(self.slice_actions)
 
         self.tool_group = QActionGroup(w)
         self.tool_group.setExclusive(True)
         self.tool_actions: dict[str, QAction] = {}
-        w.add_to_toolbar([self.undo_action, self.redo_action])
+        w.add_to_toolbar([self.undo_action, self.redo_action, self.new_label_action])
         tools_menu = w.menus["tools"]
         tools_menu.addSeparator()
         for key, text, shortcut, tip in TOOL_SPECS:
@@ -165,7 +170,7 @@ class EditingController(QObject):
         has_label = self.document.active_label is not None
         for action in self.slice_actions:
             action.setEnabled(has_label)
-        for action in self.tool_actions.values():
+        for action in [*self.tool_actions.values(), self.new_label_action]:
             action.setEnabled(self.document.volume is not None)
 
     # -- undo ---------------------------------------------------------------------------------------
@@ -176,6 +181,23 @@ class EditingController(QObject):
     def redo(self) -> None:
         what = self.history.redo()
         self.message(f"Redone: {what}" if what else "Nothing to redo")
+
+    # -- new label ----------------------------------------------------------------------------------
+    def new_label(self):
+        """An empty label, active, with the brush in hand (one undo step); returns it (None: refused)."""
+        volume = self.document.volume
+        if volume is None:
+            self.message("Open a study first")
+            return None
+        try:
+            label = self.document.add_label(np.zeros(volume.shape, dtype=bool))
+        except RuntimeError as exc:  # the most labels the overlay can code
+            self.window.show_error("Cannot add another label", f"{exc}. Delete or merge labels first.")
+            return None
+        if self.active_tool in ("pan", "keep", "remove"):
+            self.set_tool("brush")
+        self.message(f"New label “{label.name}”: paint it with the brush (B), Shift erases")
+        return label
 
     # -- one-shot operations on the active label ------------------------------------------------------
     def _active(self):

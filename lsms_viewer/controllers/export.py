@@ -1,17 +1,30 @@
 """File ▸ Export labels…: all labels as one multi-label file, or one file per label, on the CT's own grid
-(``lsms_viewer.state.export`` does the writing)."""
+(``lsms_viewer.state.export`` does the writing).
+
+A single file holds one value per voxel. When labels overlap, the export asks in a dialog which label wins
+(the later one, or the smaller one) or offers separate files; a choice under which a label would vanish
+from the file is not offered, and the API refuses it with an error dialog naming the label. What was lost
+to an overlap is said in a dialog after writing, not in a status bar message that disappears.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from lsms_core.errors import LSMSError
 from lsms_viewer.actions import make_action
 from lsms_viewer.main_window import MainWindow
-from lsms_viewer.state.export import default_export_path, export_multilabel, export_per_label
+from lsms_viewer.state.export import (
+    PRECEDENCES,
+    MultilabelPlan,
+    default_export_path,
+    export_multilabel,
+    export_per_label,
+    plan_multilabel,
+)
 
 
 class ExportController(QObject):
@@ -30,8 +43,9 @@ class ExportController(QObject):
             event.connect(self._update_actions)
         self._update_actions()
 
-    def export_labels(self, path: str | Path) -> bool:
-        return self._export(lambda: export_multilabel(self.document, path))
+    def export_labels(self, path: str | Path, precedence: str = "later") -> bool:
+        """Write one multi-label file; a label that would lose every voxel refuses it (error dialog)."""
+        return self._export(lambda: export_multilabel(self.document, path, precedence))
 
     def export_labels_separately(self, folder: str | Path, stem: str = "label") -> bool:
         return self._export(lambda: export_per_label(self.document, folder, stem))
@@ -45,14 +59,55 @@ class ExportController(QObject):
         except OSError as exc:
             self.window.show_error("Export failed", str(exc))
             return False
-        self.window.statusBar().showMessage(report.summary().replace("\n", " "), 15000)
+        self.window.statusBar().showMessage(report.summary().splitlines()[0] + " " + str(report.files[0]), 15000)
+        if report.overlapping_voxels or report.empty_labels:
+            self.window.show_error("Labels exported, with losses", report.summary())
         return True
+
+    def ask_precedence(self, later: MultilabelPlan, smaller: MultilabelPlan) -> str:
+        """Overlapping labels: ask which wins in the single file, or for separate files.
+
+        Returns "later", "smaller", "separate" or "cancel". A choice that would hide a label is not offered.
+        """
+        names = {lab.id: lab.name for lab in self.document.labels}
+        lines = [f"{later.overlapping_voxels:,} voxels belong to more than one label, and a single file holds "
+                 "one label per voxel."]
+        if later.hidden:
+            lines.append("In list order, " + later.hidden_text() + ": it would not be in the file at all.")
+        else:
+            lines.append("In list order, these labels would lose voxels: " + ", ".join(
+                f"“{names[i]}” ({n:,})" for i, n in later.lost.items()) + ".")
+        if smaller.hidden:
+            lines.append("Even with the smaller label on top, " + smaller.hidden_text() + ".")
+        lines.append("Separate files (one per label) keep every voxel of every label.")
+        box = QMessageBox(QMessageBox.Icon.Warning, "Overlapping labels", "\n\n".join(lines),
+                          QMessageBox.StandardButton.NoButton, self.window)
+        choices = {}
+        choices[box.addButton("Separate files…", QMessageBox.ButtonRole.AcceptRole)] = "separate"
+        if not smaller.hidden:
+            choices[box.addButton("Smaller label wins", QMessageBox.ButtonRole.AcceptRole)] = "smaller"
+        if not later.hidden:
+            choices[box.addButton("Later label wins", QMessageBox.ButtonRole.AcceptRole)] = "later"
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(next(iter(choices)))
+        box.exec()
+        clicked = box.clickedButton()
+        return "cancel" if clicked is cancel or clicked not in choices else choices[clicked]
 
     def export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self.window, "Export labels", str(default_export_path(self.document)),
                                               "NIfTI (*.nii.gz *.nii);;NRRD (*.nrrd);;MetaImage (*.mha)")
-        if path:
+        if not path:
+            return
+        later = plan_multilabel(self.document, "later")
+        if not later.overlapping_voxels:
             self.export_labels(path)
+            return
+        choice = self.ask_precedence(later, plan_multilabel(self.document, "smaller"))
+        if choice in PRECEDENCES:
+            self.export_labels(path, choice)
+        elif choice == "separate":
+            self.export_each_dialog()
 
     def export_each_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self.window, "Export one mask per label into…",

@@ -26,7 +26,7 @@ from lsms_viewer import settings as user_settings
 from lsms_viewer.actions import make_action
 from lsms_viewer.inference import EngineHost, SegmentRequest, SegmentResult
 from lsms_viewer.main_window import MainWindow
-from lsms_viewer.state.document import RunInfo
+from lsms_viewer.state.document import RunInfo, auto_name
 from lsms_viewer.state.history import UndoHistory
 from lsms_viewer.state.maskbits import PackedMask
 from lsms_viewer.workers import SegmentationRun
@@ -55,7 +55,12 @@ class _Run:
 
 
 def short_name(expression: str) -> str:
-    """A label's automatic name: the expression's first six words."""
+    """A label's automatic name (``Document``'s rule: the expression, no ellipsis)."""
+    return auto_name(expression)
+
+
+def _legacy_name(expression: str) -> str:
+    """The automatic name older versions gave (six words and an ellipsis), still in saved sessions."""
     words = expression.split()
     return " ".join(words[:6]) + ("…" if len(words) > 6 else "")
 
@@ -275,7 +280,8 @@ class SegmentationController(QObject):
         with self.history.model_run(run_info):
             if req.label_id is not None and self.document.has_label(req.label_id):
                 label = self.document.label(req.label_id)
-                renamed = label.name == short_name(label.expression)  # still the automatic name: follow the words
+                # still the automatic name: follow the words
+                renamed = label.name in (short_name(label.expression), _legacy_name(label.expression))
                 previous = self.document.replace_mask(req.label_id, result.mask, expression=req.expression,
                                                       run=run_info)
                 if renamed and short_name(req.expression):

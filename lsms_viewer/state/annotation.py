@@ -32,6 +32,7 @@ from lsms_core.measure import (
     measure_volume,
 )
 from lsms_core.volume import Volume
+from lsms_viewer.state.provenance import model_found_something, origin, slice_origin
 
 SEGMENTS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
 SHAPES = ("round", "oval", "lobulated", "irregular")
@@ -53,6 +54,7 @@ LOBE_OF_SEGMENT = {"I": "caudate", "II": "left", "III": "left", "IV": "left", "V
 DENSITY_WORD = {"hypo": "hypodense", "iso": "isodense", "hyper": "hyperdense"}
 DIAMETER_TOLERANCE = 0.20
 PARTIAL_FRACTIONS = (0.5, 0.25)
+FORM_FRACTIONS = (1.0, *PARTIAL_FRACTIONS)  # the form's rows: full, 50 %, 25 %
 
 
 class AnnotationError(LSMSError):
@@ -133,9 +135,24 @@ class LesionAttributes:
         return cls(**{k: v for k, v in (data or {}).items() if k in known})
 
 
+def round_half_up(value: float, digits: int) -> float:
+    """``value`` rounded to ``digits`` decimals, halves away from zero (6.25 -> 6.3), on its decimal text:
+    Python's round() and format() round binary halves to even (6.25 -> 6.2), which a reader never does."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return float(Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+def diameter_mm_of(measured_mm: float) -> float:
+    """The one rounding of a measured diameter: to 0.1 mm. The form shows it and the expressions say it."""
+    return round_half_up(measured_mm, 1)
+
+
 def format_diameter(mm: float) -> str:
-    """"2.3 cm" from 10 mm up (how radiologists write it), "8 mm" below."""
-    return f"{mm / 10:.1f} cm" if mm >= 10 else f"{mm:.0f} mm"
+    """"2.3 cm" from 10 mm up (how radiologists write it), "8 mm" below; halves round up, once, from the
+    diameter rounded to 0.1 mm (62.54 mm -> 62.5 mm -> "6.3 cm", in the form and in every expression)."""
+    mm = diameter_mm_of(mm)
+    return f"{round_half_up(mm / 10, 1):.1f} cm" if mm >= 10 else f"{round_half_up(mm, 0):.0f} mm"
 
 
 def _location_phrase(a: LesionAttributes, short: bool = False) -> str:
@@ -284,9 +301,18 @@ class Annotation:
     annotator: str = ""
     split: str = "train"
     done: bool = False  # ready for export
+    #: the share of the full expression's attributes each expression keeps (1.0, 0.5, 0.25: the form's rows)
+    fractions: list[float] = field(default_factory=list)
+
+    def fractions_for(self, expressions: list[str]) -> list[float]:
+        """``expression_fractions`` for the manifest: the stored ones, else by position (full, 50 %, 25 %)."""
+        if len(self.fractions) == len(expressions):
+            return [float(f) for f in self.fractions]
+        return [float(f) for f in FORM_FRACTIONS[:len(expressions)]] + [1.0] * max(0, len(expressions) - 3)
 
     def to_json(self) -> dict:
         return {"attributes": self.attributes.to_json(), "expressions": list(self.expressions),
+                "expression_fractions": self.fractions_for(list(self.expressions)),
                 "slice_index": self.slice_index, "annotator": self.annotator, "split": self.split,
                 "done": self.done}
 
@@ -295,7 +321,7 @@ class Annotation:
         data = data or {}
         return cls(LesionAttributes.from_json(data.get("attributes", {})), list(data.get("expressions", [])),
                    data.get("slice_index"), data.get("annotator", ""), data.get("split", "train"),
-                   bool(data.get("done", False)))
+                   bool(data.get("done", False)), [float(f) for f in data.get("expression_fractions", [])])
 
 
 # -- export -------------------------------------------------------------------------------------------------
@@ -323,7 +349,6 @@ def export_annotations(
     labels: list,
     *,
     window: tuple[float, float] | None = None,
-    checkpoint: str | None = None,
     annotator: str = "",
     split: str | None = None,
     dataset_name: str | None = None,
@@ -333,8 +358,10 @@ def export_annotations(
 
     Creates the dataset when ``root`` is absent or empty. All labels of this study go to one new case
     (a fresh ``caseNNN`` id, never clashing with the dataset's). Per label: the annotated slice as int16 HU
-    ``.npy``, the final mask as PNG, and the model's first mask (when the label came from a run) as
-    ``*_model.png``; the manifest line carries expressions, spacing, attributes and ``provenance``.
+    ``.npy``, the final mask as PNG, and the model's mask as ``*_model.png`` only where a run found the
+    lesion on that slice; the manifest line carries expressions with their ``expression_fractions``,
+    spacing, attributes and ``provenance`` (``origin``: model run, edited after a run, drawn by hand; the
+    checkpoint and the model's words only when the model made some of the mask).
     ``slices="all"`` exports every slice the lesion is on (same expressions), not just the annotated one.
     """
     if slices not in ("annotated", "all"):
@@ -368,7 +395,7 @@ def export_annotations(
         case_id = writer.new_case_id("case")
         split = split or todo[0][1].split or "train"  # a case lives in one split
         for label, ann, expressions in todo:
-            kept = label.run.mask if label.run is not None else None
+            kept = label.run.mask if model_found_something(label) else None
             model_mask = kept.unpack() if kept is not None else None
             if model_mask is not None and model_mask.shape != label.mask.shape:
                 warnings.append(f"{label.name}: the kept model mask is from another grid; not exported")
@@ -378,8 +405,10 @@ def export_annotations(
             else:
                 ks = [int(ann.slice_index)]
             lesion = f"l{label.id}"
+            fractions = ann.fractions_for(expressions)
             for k in ks:
                 stem = f"{k:03d}"
+                model_k = model_mask[k] if model_mask is not None and model_mask[k].any() else None
                 image_rel = f"images/{case_id}/{stem}.npy"
                 if not (root / image_rel).exists():  # one image per slice, shared by its lesions
                     image_rel = writer.write_image(case_id, stem, _hu_int16(volume.array[k]))
@@ -389,19 +418,23 @@ def export_annotations(
                     "annotator": ann.annotator or annotator,
                     "series_uid_sha256": series_hash,
                     "window": list(window) if window else None,
-                    "checkpoint": label.run.checkpoint if label.run is not None else checkpoint,
-                    "model_expression": label.run.expression if label.run is not None else None,
+                    # what made this slice's mask: the model, the model then the hand, or the hand alone
+                    "origin": slice_origin(label, model_k, k),
+                    "label_origin": origin(label),
+                    "checkpoint": label.run.checkpoint if model_k is not None else None,
+                    "model_expression": label.run.expression if model_k is not None else None,
                     "annotated_slice": int(ann.slice_index),
                     "edited": None,
                     "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 }
-                if model_mask is not None:
-                    provenance["model_mask"] = writer.write_mask(case_id, f"{stem}_{lesion}_model", model_mask[k])
-                    provenance["edited"] = bool(not np.array_equal(model_mask[k], label.mask[k]))
+                if model_k is not None:  # a model mask only where the model found something
+                    provenance["model_mask"] = writer.write_mask(case_id, f"{stem}_{lesion}_model", model_k)
+                    provenance["edited"] = bool(not np.array_equal(model_k, label.mask[k]))
                 sample = Sample(
                     id=f"{case_id}_s{stem}_{lesion}", case_id=case_id, split=split,
                     image=image_rel, mask=mask_rel, expressions=expressions, spacing=(sy, sx), slice_index=k,
-                    lesion_id=lesion, attributes=ann.attributes.to_json(), extra={"provenance": provenance},
+                    lesion_id=lesion, attributes=ann.attributes.to_json(),
+                    extra={"expression_fractions": fractions, "provenance": provenance},
                 )
                 writer.add(sample)
                 written.append(sample.id)

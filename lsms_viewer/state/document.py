@@ -293,9 +293,18 @@ class Document:
         return mask.astype(bool, copy=mask.dtype != bool)
 
 
+AUTO_NAME_CHARS = 160  # an automatic name is the expression, cut at a word before this many characters
+
+
+def auto_name(expression: str) -> str:
+    """A label's automatic name: its expression (whitespace collapsed), cut at a word boundary when longer
+    than ``AUTO_NAME_CHARS``. Never a display ellipsis: views elide what does not fit, files get the name."""
+    text = " ".join(expression.split())
+    if len(text) <= AUTO_NAME_CHARS:
+        return text
+    cut = text[:AUTO_NAME_CHARS + 1].rsplit(" ", 1)[0]
+    return cut if cut else text[:AUTO_NAME_CHARS]
+
+
 def _default_name(expression: str, label_id: int) -> str:
-    words = expression.split()
-    if not words:
-        return f"Label {label_id}"
-    short = " ".join(words[:6])
-    return short + ("…" if len(words) > 6 else "")
+    return auto_name(expression) or f"Label {label_id}"

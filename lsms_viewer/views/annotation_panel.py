@@ -34,6 +34,7 @@ from lsms_viewer.state.annotation import (
     BOUNDARIES,
     DENSITY_WORD,
     ENHANCEMENTS,
+    FORM_FRACTIONS,
     LESION_NAMES,
     LESION_TYPES,
     SEGMENTS,
@@ -42,6 +43,7 @@ from lsms_viewer.state.annotation import (
     AnnotationError,
     LesionMeasurement,
     check_expression,
+    diameter_mm_of,
     export_annotations,
     form_expressions,
     format_diameter,
@@ -262,8 +264,9 @@ class AnnotationPanel(QWidget):
         m = self.measurement
         chosen = "annotated" if self.annotated_slice() is not None else "shown slice, not chosen yet"
         self.slice_label.setText(f"Slice {m.slice_index + 1} ({chosen})")
-        self.diameter.setText(format_diameter(m.diameter_mm) + f"  ({m.diameter_mm:.1f} mm)" if m.diameter_mm
-                              else "not on this slice")
+        # One rounding: the diameter the expressions will say (0.1 mm, halves up), shown in cm and mm.
+        self.diameter.setText(format_diameter(m.diameter_mm) + f"  ({diameter_mm_of(m.diameter_mm):.1f} mm)"
+                              if m.diameter_mm else "not on this slice")
         density = m.lesion_density
         self.density.setText(f"{DENSITY_WORD[density.label]}  ({density.difference_hu:+.0f} HU vs surroundings)"
                              if density else "not measurable (no surrounding tissue)")
@@ -294,12 +297,15 @@ class AnnotationPanel(QWidget):
         a.notes = self.notes.text().strip()
         m = self.measurement
         if m is not None:
-            a.diameter_mm = round(float(m.diameter_mm), 1) if m.diameter_mm else None
+            a.diameter_mm = diameter_mm_of(m.diameter_mm) if m.diameter_mm else None
             density = m.lesion_density
             a.density = DENSITY_WORD[density.label] if density else ""
         if ann.slice_index is None and m is not None:
             ann.slice_index = m.slice_index
-        ann.expressions = [e.text().strip() for e in self.expression_edits if e.text().strip()]
+        rows = [(e.text().strip(), f) for e, f in zip(self.expression_edits, FORM_FRACTIONS, strict=True)
+                if e.text().strip()]
+        ann.expressions = [text for text, _ in rows]
+        ann.fractions = [f for _, f in rows]  # by row: full, 50 %, 25 % (typed or composed)
         ann.annotator = self.annotator.text().strip()
         ann.split = self.split.currentData() or "train"
         ann.done = self.done.isChecked()
@@ -329,6 +335,7 @@ class AnnotationPanel(QWidget):
         finally:
             self._loading = False
         ann.expressions = texts
+        ann.fractions = list(FORM_FRACTIONS)
         self._store(ann)
 
     def _store(self, ann: Annotation) -> None:

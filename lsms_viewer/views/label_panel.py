@@ -1,4 +1,10 @@
-"""The label panel: one row per label (visibility, colour, name, expression, run time) and its controls."""
+"""The label panel: one row per label (visibility, colour, name, expression, run time) and its controls.
+
+Names and expressions are elided in the middle, so two labels whose words start alike ("the hypodense
+lesion …") still show their different ends; the full text is in the tooltip. The table scrolls to the
+active label, whichever panel made it active. The buttons sit at the bottom of the panel, under the
+details line, so they never move when the details of another label take more lines.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from lsms_viewer.state.document import Document, Label
+from lsms_viewer.state.provenance import DRAWN_BY_HAND, IMPORTED, model_found_something, origin
 
 COL_VISIBLE, COL_NAME, COL_EXPRESSION, COL_TIME = range(4)
 _ID_ROLE = Qt.ItemDataRole.UserRole
@@ -32,8 +39,9 @@ def _swatch(color: tuple[int, int, int], size: int = 14) -> QIcon:
 
 
 def run_text(label: Label) -> str:
-    if label.run is None:
-        return "—"
+    """The Run column: the model run's time and device, or how the label was made without the model."""
+    if not model_found_something(label):
+        return IMPORTED if label.run is None and label.meta.get("imported_from") else DRAWN_BY_HAND
     return f"{label.run.seconds:.1f} s · {label.run.device}"
 
 
@@ -78,7 +86,7 @@ class LabelPanel(QWidget):
             QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
         )
         self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(COL_VISIBLE, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Interactive)
@@ -122,9 +130,9 @@ class LabelPanel(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(mode_row)
         layout.addWidget(self.table, 1)
-        layout.addLayout(opacity_row)
-        layout.addLayout(buttons)
         layout.addWidget(self.details)
+        layout.addLayout(opacity_row)
+        layout.addLayout(buttons)  # last: the buttons stay put whatever the details line holds
 
         events = document.events
         events.volume_changed.connect(self._rebuild)
@@ -176,7 +184,7 @@ class LabelPanel(QWidget):
                 self._fill_row(row, label)
             active = self.document.active_label if self.document.volume is not None else None
             if active is not None:
-                self.table.selectRow(self.row_of(active.id))
+                self._select_and_show(active.id)
         finally:
             self._updating = False
         self._update_controls()
@@ -188,7 +196,7 @@ class LabelPanel(QWidget):
         visible.setToolTip("Show or hide this label")
         name = QTableWidgetItem(_swatch(label.color), label.name)
         name.setData(_ID_ROLE, label.id)
-        name.setToolTip("Double-click to rename; double-click the swatch column to change the colour")
+        name.setToolTip(f"{label.name}\n\nDouble-click to rename; Colour… changes the colour")
         expression = QTableWidgetItem(label.expression or "(drawn or imported)")
         expression.setFlags(expression.flags() & ~Qt.ItemFlag.ItemIsEditable)
         expression.setToolTip(label.expression or "This label was not produced from an expression")
@@ -230,9 +238,19 @@ class LabelPanel(QWidget):
     def _on_active_changed(self, label: Label | None) -> None:
         if label is not None and self.selected_label() is not label:
             self._updating = True
-            self.table.selectRow(self.row_of(label.id))
+            self._select_and_show(label.id)
             self._updating = False
+        elif label is not None:
+            self._select_and_show(label.id)
         self._update_controls()
+
+    def _select_and_show(self, label_id: int) -> None:
+        row = self.row_of(label_id)
+        if row < 0:
+            return
+        if self.selected_label() is None or self.selected_label().id != label_id:
+            self.table.selectRow(row)
+        self.table.scrollToItem(self.table.item(row, COL_NAME), QAbstractItemView.ScrollHint.EnsureVisible)
 
     def _on_double_click(self, row: int, column: int) -> None:
         if column == COL_EXPRESSION:
@@ -266,8 +284,9 @@ class LabelPanel(QWidget):
         ml = voxels * volume.spacing[0] * volume.spacing[1] * volume.spacing[2] / 1000.0
         extent = label.slice_extent()
         where = f"slices {extent.start + 1}–{extent.stop}" if extent else "empty"
-        lines = [f"<b>{label.name}</b> · {voxels:,} voxels · {ml:.2f} mL · {where}"]
-        if label.run is not None:
+        lines = [f"<b>{label.name.replace('<', '&lt;')}</b> · {voxels:,} voxels · {ml:.2f} mL · {where} · "
+                 f"{origin(label)}"]
+        if model_found_something(label):
             run = label.run
             trained = "" if run.trained else " <span style='color:#e0a030'>(untrained weights)</span>"
             lines.append(f"{run.seconds:.2f} s on {run.device} · {run.checkpoint}{trained}")

@@ -97,8 +97,18 @@ class MeasurePanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # A name can be a whole expression: a fixed column, elided in the middle, the full name in a tooltip.
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        self.table.setColumnWidth(0, 200)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setWordWrap(False)
         self.table.cellDoubleClicked.connect(self._go_to_label)
+        # One selection for both tables: the active label (the Labels panel shows the same one).
+        self._selecting = False
+        self.table.itemSelectionChanged.connect(self._on_selection_changed)
+        document.events.active_label_changed.connect(lambda _label: self._show_active())
         self.show_axes = QCheckBox("Show axes on the image")
         self.show_axes.setChecked(True)
         self.show_axes.toggled.connect(self._toggle_axes)
@@ -158,6 +168,7 @@ class MeasurePanel(QWidget):
                     values.update(density=DENSITY_WORD[density.label], density_diff_hu=density.difference_hu)
             self.rows[label.id] = values
             self._fill_row(row, label, values)
+        self._show_active()
         self.overlay.show(axes)
         self.measured.emit()
 
@@ -177,7 +188,32 @@ class MeasurePanel(QWidget):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             else:
                 item.setForeground(QColor(*label.color))
+                item.setToolTip(label.name)
             self.table.setItem(row, col, item)
+
+    def _on_selection_changed(self) -> None:
+        if self._selecting:
+            return
+        rows = self.table.selectionModel().selectedRows()
+        item = self.table.item(rows[0].row(), 0) if rows else None
+        if item is not None and self.document.has_label(item.data(Qt.ItemDataRole.UserRole)):
+            self.document.set_active(item.data(Qt.ItemDataRole.UserRole))
+
+    def _show_active(self) -> None:
+        """Select (and scroll to) the active label's row, without making it active again."""
+        active = self.document.active_label if self.document.volume is not None else None
+        self._selecting = True
+        try:
+            for row in range(self.table.rowCount()):
+                item = self.table.item(row, 0)
+                if active is not None and item is not None and item.data(Qt.ItemDataRole.UserRole) == active.id:
+                    self.table.selectRow(row)
+                    self.table.scrollToItem(item)
+                    break
+            else:
+                self.table.clearSelection()
+        finally:
+            self._selecting = False
 
     def _go_to_label(self, row: int, _col: int) -> None:
         item = self.table.item(row, 0)

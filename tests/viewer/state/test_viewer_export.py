@@ -110,4 +110,5 @@ def test_label_info_and_slugs():
 
     drawn = Label(id=4, name="drawn", expression="", color=(9, 9, 9), mask=np.zeros((1, 2, 2), bool))
     info = label_info(drawn)  # a hand-drawn label carries no model block
-    assert (info.id, info.name, info.color, info.extra) == (4, "drawn", (9, 9, 9), {})
+    assert (info.id, info.name, info.color) == (4, "drawn", (9, 9, 9))
+    assert info.extra == {"origin": "drawn by hand"}
