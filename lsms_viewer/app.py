@@ -39,7 +39,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--demo", action="store_true",
                         help="open the demo case with the demo weights (or say what is missing)")
     parser.add_argument("--checkpoint", metavar="DIR",
-                        help="model checkpoint folder (model.safetensors + config.json) or 'demo'")
+                        help="model checkpoint folder (model.safetensors + config.json) or 'demo' (the default)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument("--threshold", type=float, help="probability threshold (default: the checkpoint's)")
     parser.add_argument("--series", metavar="UID", help="series to open when PATH holds several")
@@ -189,6 +189,10 @@ def create_viewer(args: argparse.Namespace) -> Viewer:
     if checkpoint is not None:
         # A missing or malformed folder is reported now, not at the first run.
         viewer.segmentation.use_checkpoint(checkpoint)
+    elif demo is None:
+        # 'demo' is the default checkpoint of every command and of the viewer: loaded on the first run, and
+        # the status bar names it (a copy without the demo weights says so instead of an error dialog).
+        viewer.segmentation.use_default_checkpoint()
     if args.path:
         viewer.opening.open_path(Path(args.path), series=args.series)
     elif demo is not None:

@@ -89,6 +89,7 @@ class SegmentationController(QObject):
             self.engine.one_region = self._one_region
         self._run: _Run | None = None
         self._running_text = ""
+        self._default_checkpoint = False  # the engine is the default checkpoint ('demo'), not one asked for
         self._build_actions()
 
         self.bar.run_requested.connect(self.segment)
@@ -158,8 +159,9 @@ class SegmentationController(QObject):
             label.setText("no model loaded")
             label.setToolTip("Tools ▸ Load checkpoint… or start with --checkpoint DIR")
         else:
-            label.setText(self.engine.describe())
-            label.setToolTip(str(self.engine.checkpoint))
+            default = " (default checkpoint 'demo')" if self._default_checkpoint else ""
+            label.setText(self.engine.describe() + default)
+            label.setToolTip(f"{self.engine.checkpoint}{default}; Tools ▸ Load checkpoint… uses another")
 
     def focus_expression(self) -> None:
         self.bar.focus_words()
@@ -366,9 +368,30 @@ class SegmentationController(QObject):
             return True
         return False
 
+    def use_default_checkpoint(self) -> bool:
+        """Use the default checkpoint ('demo'), loaded lazily on the first run; the status bar says which.
+        Without the demo weights the window says so (no error dialog: nothing was asked for)."""
+        from lsms_core.checkpoint import read_config, resolve_checkpoint
+
+        try:
+            resolved = resolve_checkpoint("demo")
+            read_config(resolved)
+        except LSMSError as exc:
+            self.window.statusBar().showMessage(f"No model: the default checkpoint 'demo' cannot be used "
+                                                f"({exc.why}). Tools ▸ Load checkpoint…", 15000)
+            self._update_device_label()
+            return False
+        self.use_checkpoint(resolved)
+        self._default_checkpoint = True
+        self._update_device_label()
+        self.window.statusBar().showMessage(f"Model: the default checkpoint 'demo' ({resolved.name}), loaded on "
+                                            "the first run.", 15000)
+        return True
+
     def use_checkpoint(self, folder: str | Path) -> None:
         if self._refuse_while_running():
             return
+        self._default_checkpoint = False
         from lsms_core.checkpoint import read_config, resolve_checkpoint
 
         try:
