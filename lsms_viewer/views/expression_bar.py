@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from lsms_viewer.views.elided_label import ElidedLabel
+
 SCOPES = (("slice", "This slice"), ("range", "Slices"), ("volume", "Whole volume"))
 _MAX_HISTORY = 50
 
@@ -68,6 +70,7 @@ class ExpressionBar(QWidget):
         self.rerun_chip.setStyleSheet("QToolButton { background: #3b4a5a; color: #e8eef4; border-radius: 3px; "
                                       "padding: 2px 6px; }")
         self.rerun_chip.clicked.connect(self.clear_rerun)
+        self.rerun_chip.setMaximumWidth(280)
         self.rerun_chip.hide()
 
         self.progress = QProgressBar()
@@ -78,7 +81,9 @@ class ExpressionBar(QWidget):
         self.cancel_button.setToolTip("Stop after the current batch (Esc); existing labels are kept")
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.cancel_button.hide()
-        self.message = QLabel("")
+        # Messages quote the expression, which can be thousands of characters: elided, never wider than
+        # the bar (a 2,729-character expression pushed the window to 17,018 px).
+        self.message = ElidedLabel("", mode=Qt.TextElideMode.ElideMiddle)
         self.message.setStyleSheet("color: #9aa4ad;")
 
         row = QHBoxLayout()
@@ -139,7 +144,9 @@ class ExpressionBar(QWidget):
     # -- re-run ------------------------------------------------------------------------------------
     def set_rerun(self, label_id: int, name: str, expression: str) -> None:
         self.rerun_label_id = label_id
-        self.rerun_chip.setText(f"Replacing “{name}” ✕")
+        shown = self.rerun_chip.fontMetrics().elidedText(name, Qt.TextElideMode.ElideMiddle, 200)
+        self.rerun_chip.setText(f"Replacing “{shown}” ✕")
+        self.rerun_chip.setToolTip(f"Running will replace the mask of “{name}”; click to make a new label instead")
         self.rerun_chip.show()
         self.edit.setText(expression)
         self.edit.setFocus()
