@@ -152,7 +152,11 @@ class MainWindow(QMainWindow):
         font = self.cursor_label.font()
         font.setFamily("monospace")
         self.cursor_label.setFont(font)
-        self.statusBar().addWidget(self.cursor_label, 1)
+        # Permanent, so that no message or status tip hides the HU/mm readout (a plain status-bar widget is
+        # hidden while a message shows); wide enough for its usual text, so it does not jump.
+        self.cursor_label.setMinimumWidth(
+            self.cursor_label.fontMetrics().horizontalAdvance("-1024 HU   123.4 R  123.4 A  1234.5 S mm   voxel (511, 511, 999)"))
+        self.statusBar().addPermanentWidget(self.cursor_label)
         self.load_progress = QProgressBar()
         self.load_progress.setMaximumWidth(160)
         self.load_progress.setTextVisible(False)

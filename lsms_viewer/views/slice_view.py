@@ -114,6 +114,7 @@ class _Canvas(pg.GraphicsView):
         ev.accept()
 
     def leaveEvent(self, ev) -> None:
+        self._owner._hover = None
         self._owner.cursor_moved.emit(None)
         super().leaveEvent(ev)
 
@@ -146,6 +147,9 @@ class SliceView(QWidget):
         self._renderer.set_window(self._window)
         self._display = np.zeros((1, 1), np.uint32)  # the windowed slice on screen, RGB32 grey
         self._drag_start: tuple[QPointF, Window] | None = None
+        # The image point under a mouse inside the canvas ((col, row) pixels), so the readout follows a
+        # slice change made with the wheel or keys while the mouse stays still.
+        self._hover: tuple[float, float] | None = None
         self._settle_timer = QTimer(self)
         self._settle_timer.setSingleShot(True)
         self._settle_timer.setInterval(self.SETTLE_MS)
@@ -262,6 +266,8 @@ class SliceView(QWidget):
         self._update_position_text()
         if changed:
             self.slice_changed.emit(k)
+            if self._hover is not None:  # the mouse did not move, the voxel under it did
+                self.cursor_moved.emit(self.cursor_info_at(*self._hover))
             self._settle_timer.start()
 
     def _emit_settled(self) -> None:
@@ -494,6 +500,7 @@ class SliceView(QWidget):
             self.set_window(window.dragged(delta.x(), delta.y()))
         elif button is None:
             self._tool.hover(event)
+        self._hover = (event.col, event.row)
         self.cursor_moved.emit(self.cursor_info_at(event.col, event.row))
 
     def _release(self, ev: QMouseEvent, button: Qt.MouseButton) -> None:
