@@ -182,7 +182,7 @@ class OpeningController(QObject):
         """
         previous, count = self.document.volume, len(self.document.labels)
         if previous is not None and previous is not volume and count:
-            if self.autosaver.save() is None:
+            if self.autosaver.close_study() is None:
                 self.window.show_error("The open study's labels are not saved",
                                        f"{self.autosaver.last_error or 'autosave is off'}\n\nExport the labels "
                                        "(File ▸ Export labels) or delete them, then open the other study again.")

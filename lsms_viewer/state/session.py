@@ -14,6 +14,12 @@ often read-only or shared, and the study is never written to. Its name comes fro
 Writes are atomic (temporary file in the same folder, fsync, ``os.replace``): a kill -9 during a save
 leaves the previous session intact. A file marked ``clean_exit: false`` whose process is gone is a crash,
 and the next start offers to restore it.
+
+A session on offer is first moved aside (``<key>.offered-<time>.lsms-session``), so nothing the viewer
+saves while the question waits can write over it. A viewer holds ``<key>.lock`` (an OS lock, released by
+the kernel when the process dies, holding its pid) while a study is open; a second viewer on the same
+study saves beside it (``<key>.viewer-<pid>.lsms-session``) and never over the live viewer's session.
+Files set aside are ``*.lsms-session.bak``: kept, never offered again, never deleted.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -36,12 +43,15 @@ import numpy as np
 
 from lsms_core.errors import LSMSError
 from lsms_core.volume import Volume
-from lsms_viewer.state.document import Document, Label, RunInfo
+from lsms_viewer.state.document import Document, Event, Label, RunInfo
 from lsms_viewer.state.maskbits import PackedMask, pack_volume, unpack_bits
 
 FORMAT = "lsms-viewer-session"
 VERSION = 1
 SUFFIX = ".lsms-session"
+LOCK_SUFFIX = ".lock"
+MAX_HEADER_BYTES = 32 << 20  # session.json: labels' fields and slice indexes (a few MB for 100 labels)
+MAX_PID = 2**31 - 1
 
 
 class SessionError(LSMSError):
@@ -106,6 +116,7 @@ class SessionData:
     path: Path
     header: dict
     labels: list[SessionLabel] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what could not be restored, and why
 
     @property
     def source(self) -> Path | None:
@@ -120,11 +131,22 @@ class SessionData:
     def saved_at(self) -> float:
         return float(self.header.get("saved_at", 0.0))
 
+    @property
+    def pid(self) -> int:
+        return int(self.header.get("pid", -1))
+
+    @property
+    def study(self) -> str:
+        """The study the labels belong to, as the user knows it: its path, and its series title."""
+        title = str(self.header.get("title") or "")
+        if self.source is None:
+            return title or "an unsaved study"
+        return f"{self.source}" + (f" ({title})" if title and title != self.source.name else "")
+
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.saved_at))
-        name = self.source.name if self.source else self.header.get("title", "a study")
         n = len(self.header.get("labels", []))
-        return f"{name}: {n} label{'s' if n != 1 else ''}, saved {when}"
+        return f"{n} label{'s' if n != 1 else ''} of {self.study}, saved {when}"
 
 
 def _json_safe(value):
@@ -248,40 +270,141 @@ def write_session(
 
 
 # -- reading ------------------------------------------------------------------------------------------------
-def read_session(path: Path, *, masks: bool = True) -> SessionData:
-    """Read a session file (``masks=False``: only its header, for listing)."""
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_header(path: Path, header) -> dict:
+    """The header's fields the viewer relies on, with their types; anything else is a SessionError."""
+    if not isinstance(header, dict):
+        raise SessionError(path, f"its header is a JSON {type(header).__name__}, not an object")
+    if header.get("format") != FORMAT:
+        raise SessionError(path, f"not a viewer session (format {header.get('format')!r})")
+    version = header.get("version", 0)
+    if not _is_int(version):
+        raise SessionError(path, f"version {version!r} is not a number")
+    if version > VERSION:
+        raise SessionError(path, f"written by a newer viewer (version {version})")
+    pid = header.get("pid", -1)
+    if not _is_int(pid) or not (pid == -1 or 0 < pid <= MAX_PID):
+        raise SessionError(path, f"pid {pid!r} is not a process id")
+    saved_at = header.get("saved_at", 0.0)
+    if not isinstance(saved_at, (int, float)) or isinstance(saved_at, bool) or not math.isfinite(saved_at):
+        raise SessionError(path, f"saved_at {saved_at!r} is not a time")
+    if not isinstance(header.get("clean_exit", False), bool):
+        raise SessionError(path, f"clean_exit {header.get('clean_exit')!r} is not true or false")
+    for key in ("source", "title"):
+        if header.get(key) is not None and not isinstance(header[key], str):
+            raise SessionError(path, f"{key} {header[key]!r} is not text")
+    volume = header.get("volume")
+    shape = volume.get("shape") if isinstance(volume, dict) else None
+    if not (isinstance(shape, list) and len(shape) == 3 and all(_is_int(n) and 0 < n <= 1 << 16 for n in shape)):
+        raise SessionError(path, f"the study's grid {shape!r} is not three sizes")
+    labels = header.get("labels", [])
+    if not isinstance(labels, list):
+        raise SessionError(path, "labels is not a list")
+    for i, item in enumerate(labels):
+        if not (isinstance(item, dict) and _is_int(item.get("id")) and isinstance(item.get("name"), str)
+                and isinstance(item.get("color"), list) and len(item["color"]) == 3
+                and all(_is_int(c) for c in item["color"]) and isinstance(item.get("slices", []), list)):
+            raise SessionError(path, f"label {i + 1} has no id, name or colour of the right type")
+    if not isinstance(header.get("view", {}), dict):
+        raise SessionError(path, "view is not an object")
+    return header
+
+
+def _read_header(path: Path, zf: zipfile.ZipFile) -> dict:
+    info = zf.getinfo("session.json")
+    if info.file_size > MAX_HEADER_BYTES:
+        raise SessionError(path, f"its header claims {info.file_size} bytes, more than the "
+                                 f"{MAX_HEADER_BYTES >> 20} MiB a session header can hold")
+    with zf.open(info) as fh:
+        raw = fh.read(MAX_HEADER_BYTES + 1)  # the zip's claimed size can lie: never read past the cap
+    if len(raw) > MAX_HEADER_BYTES:
+        raise SessionError(path, f"its header is larger than {MAX_HEADER_BYTES >> 20} MiB")
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise SessionError(path, "its header is nested too deeply to be a session") from None
+    return _check_header(path, header)
+
+
+def _read_member(path: Path, zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    info = zf.getinfo(name)
+    if info.file_size > limit:
+        raise SessionError(path, f"{name} claims {info.file_size} bytes, more than its label can take ({limit})")
+    with zf.open(info) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise SessionError(path, f"{name} is larger than its label can take ({limit} bytes)")
+    return data
+
+
+def _slice_mask(blob: bytes, entry, shape: tuple[int, int, int], what: str, notes: list[str]) -> tuple[int, np.ndarray] | None:
+    """One ``[slice, offset, length]`` record of a label's blob, or None (with a note) when it is unusable."""
+    if not (isinstance(entry, list) and len(entry) == 3 and all(_is_int(v) for v in entry)):
+        notes.append(f"{what}: a slice record {entry!r} is malformed and was skipped")
+        return None
+    z, offset, length = entry
+    if not 0 <= z < shape[0]:
+        notes.append(f"{what}: slice {z} lies outside the study's slices 0..{shape[0] - 1} and was skipped")
+        return None
+    if offset < 0 or length <= 0 or offset + length > len(blob):
+        notes.append(f"{what}: slice {z} points outside its data and was skipped")
+        return None
+    try:
+        return z, unpack_bits(blob[offset: offset + length], shape[1:])
+    except (zlib.error, ValueError) as exc:
+        notes.append(f"{what}: slice {z} cannot be decoded ({exc}) and was skipped")
+        return None
+
+
+def read_session(path: Path, *, masks: bool = True, volume: Volume | None = None) -> SessionData:
+    """Read a session file (``masks=False``: only its header, for listing).
+
+    With ``volume``, the header must match that study before any mask is decoded. A slice record that
+    cannot be used (outside the study, outside its data, undecodable) is skipped and named in ``notes``:
+    the rest of the label is restored.
+    """
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as zf:
-            header = json.loads(zf.read("session.json").decode("utf-8"))
-            if header.get("format") != FORMAT:
-                raise SessionError(path, f"not a viewer session (format {header.get('format')!r})")
-            if int(header.get("version", 0)) > VERSION:
-                raise SessionError(path, f"written by a newer viewer (version {header.get('version')})")
+            header = _read_header(path, zf)
             data = SessionData(path, header)
             if not masks:
                 return data
+            if volume is not None and not matches(data, volume):
+                raise SessionError(path, "was saved on another study (grid or voxels differ)")
             shape = tuple(header["volume"]["shape"])
+            limit = shape[0] * (shape[1] * shape[2] // 8 + 1024) + 4096  # packed bits, zlib's worst case
             for item in header.get("labels", []):
-                blob = zf.read(f"label_{item['id']}.bin")
+                what = f"label {item['id']} ({item['name']})"
+                blob = _read_member(path, zf, f"label_{item['id']}.bin", limit)
                 mask = np.zeros(shape, dtype=bool)
-                for z, offset, length in item.get("slices", []):
-                    mask[z] = unpack_bits(blob[offset : offset + length], shape[1:])
-                meta = dict(item.get("meta") or {})
+                for entry in item.get("slices", []):
+                    got = _slice_mask(blob, entry, shape, what, data.notes)
+                    if got is not None:
+                        mask[got[0]] = got[1]
+                meta = item.get("meta") if isinstance(item.get("meta"), dict) else {}
+                meta = dict(meta)
                 model_mask = _legacy_model_mask(meta) if item.get("run") else None
-                if "model_slices" in item:
-                    model_blob = zf.read(f"model_{item['id']}.bin")
-                    model_mask = PackedMask(shape, _slices_of_blob(model_blob, item["model_slices"], shape[0]))
+                if isinstance(item.get("model_slices"), list):
+                    model_blob = _read_member(path, zf, f"model_{item['id']}.bin", limit)
+                    usable = [entry for entry in item["model_slices"]
+                              if _slice_mask(model_blob, entry, shape, f"{what}, the model's mask", data.notes)]
+                    model_mask = PackedMask(shape, _slices_of_blob(model_blob, usable, shape[0]))
                 data.labels.append(SessionLabel(
-                    id=int(item["id"]), name=item["name"], expression=item.get("expression", ""),
+                    id=int(item["id"]), name=item["name"], expression=str(item.get("expression", "")),
                     color=tuple(int(c) for c in item["color"]), visible=bool(item.get("visible", True)),
-                    opacity=float(item.get("opacity", 0.45)), run=item.get("run"), meta=meta,
+                    opacity=float(item.get("opacity", 0.45)),
+                    run=item.get("run") if isinstance(item.get("run"), dict) else None, meta=meta,
                     mask=mask, model_mask=model_mask,
                 ))
             return data
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
-        if isinstance(exc, SessionError):
-            raise
+    except SessionError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, IndexError, zipfile.BadZipFile, zlib.error,
+            RecursionError, EOFError, NotImplementedError) as exc:
         raise SessionError(path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
@@ -295,11 +418,18 @@ def restore_labels(document: Document, data: SessionData) -> None:
     volume = document.volume
     if volume is None or not matches(data, volume):
         raise SessionError(data.path, "was saved on another study (grid or voxels differ)")
+    runs = {}
+    for item in data.labels:
+        try:
+            runs[item.id] = _run_from_dict(item.run)
+        except (TypeError, ValueError) as exc:  # a run record of another shape: the label stays, its run goes
+            runs[item.id] = None
+            data.notes.append(f"label {item.id} ({item.name}): its model run record cannot be read ({exc})")
     for label in document.labels:
         document.remove_label(label.id)
     restored = []
     for item in data.labels:
-        run = _run_from_dict(item.run)
+        run = runs[item.id]
         if run is not None:
             run.mask = item.model_mask
         label = Label(id=item.id, name=item.name, expression=item.expression, color=item.color,
@@ -316,42 +446,193 @@ def restore_labels(document: Document, data: SessionData) -> None:
 def _process_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
+    if not 0 < pid <= MAX_PID:
+        return False
     if sys.platform == "win32":
         return False  # cannot probe cheaply; a crashed session is still offered
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except (PermissionError, OverflowError):
         return True
     return True
 
 
-def crashed_sessions(folder: Path | None = None) -> list[SessionData]:
-    """Sessions left by a viewer that did not close cleanly and is no longer running, newest first."""
+def study_key_of(path: Path) -> str:
+    """The study key a session or lock file belongs to (its name up to the first dot)."""
+    return Path(path).name.split(".", 1)[0]
+
+
+def is_live(data: SessionData) -> bool:
+    """Whether a viewer is still working on this session (not closed cleanly, its process running)."""
+    return not data.clean_exit and _process_alive(data.pid)
+
+
+@dataclass
+class SessionScan:
+    """The session files of a folder that could be read, and a note for each one that could not."""
+
+    sessions: list[SessionData] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def scan_sessions(folder: Path | None = None, key: str | None = None) -> SessionScan:
+    """Read the headers of every session file (of one study with ``key``); unreadable ones become notes.
+
+    One malformed file never hides the others: each is read on its own.
+    """
     folder = Path(folder or session_dir())
-    if not folder.is_dir():
-        return []
-    found = []
-    for path in folder.glob(f"*{SUFFIX}"):
+    scan = SessionScan()
+    try:
+        if not folder.is_dir():
+            return scan
+        paths = sorted(folder.glob(f"{key}*{SUFFIX}" if key else f"*{SUFFIX}"))
+    except OSError as exc:
+        scan.problems.append(f"{folder}: cannot be listed ({exc})")
+        return scan
+    for path in paths:
+        if path.name.startswith("."):
+            continue  # a write in progress
         try:
-            data = read_session(path, masks=False)
-        except SessionError:
-            continue
-        if data.clean_exit or _process_alive(int(data.header.get("pid", -1))):
-            continue
-        if not data.header.get("labels") or not data.source:
-            continue  # nothing to restore, or an in-memory study that cannot be reopened
-        found.append(data)
+            scan.sessions.append(read_session(path, masks=False))
+        except SessionError as exc:
+            scan.problems.append(str(exc))
+    return scan
+
+
+def crashed_sessions(folder: Path | None = None, scan: SessionScan | None = None) -> list[SessionData]:
+    """Sessions left by a viewer that did not close cleanly and is no longer running, newest first."""
+    scan = scan if scan is not None else scan_sessions(folder)
+    found = [data for data in scan.sessions
+             if not data.clean_exit and not _process_alive(data.pid)
+             and data.header.get("labels") and data.source]  # else nothing to restore, or cannot be reopened
     return sorted(found, key=lambda d: d.saved_at, reverse=True)
+
+
+def saved_sessions(volume: Volume, folder: Path | None = None, exclude: Path | None = None) -> SessionScan:
+    """Sessions with labels saved on this study that no live viewer is working on, newest first."""
+    scan = scan_sessions(folder, session_key(volume))
+    keep = [data for data in scan.sessions
+            if data.header.get("labels") and not is_live(data) and matches(data, volume)
+            and (exclude is None or data.path != Path(exclude))]
+    scan.sessions = sorted(keep, key=lambda d: d.saved_at, reverse=True)
+    return scan
+
+
+def _aside_path(path: Path, tag: str, *, offerable: bool) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    ending = SUFFIX if offerable else f"{SUFFIX}.bak"
+    target = path.with_name(f"{study_key_of(path)}.{tag}-{stamp}{ending}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{study_key_of(path)}.{tag}-{stamp}-{n}{ending}")
+    return target
+
+
+def move_aside(path: Path, tag: str, *, offerable: bool = False) -> Path:
+    """Rename a session file ``<key>.<tag>-<time>.lsms-session[.bak]``; returns the new path.
+
+    ``offerable`` keeps the session suffix (a crash or a reopen still finds it); without it the file ends
+    in ``.bak``: kept, never offered again. Nothing is ever deleted.
+    """
+    path = Path(path)
+    target = _aside_path(path, tag, offerable=offerable)
+    os.replace(path, target)
+    return target
 
 
 def set_aside(path: Path) -> Path:
     """Keep a session the user chose not to restore, under another name (work is never deleted)."""
-    path = Path(path)
-    target = path.with_name(f"{path.stem}.declined-{time.strftime('%Y%m%d-%H%M%S')}{SUFFIX}.bak")
-    os.replace(path, target)
-    return target
+    return move_aside(path, "declined")
+
+
+def probe_writable(folder: Path) -> str | None:
+    """None when session files can be written in ``folder`` (created if needed), else why not."""
+    folder = Path(folder)
+    probe = folder / f".probe-{os.getpid()}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as fh:
+            fh.write(b"x")
+        probe.unlink()
+    except OSError as exc:
+        return f"the session folder {folder} cannot be written ({exc.strerror or exc})"
+    return None
+
+
+class StudyLock:
+    """``<key>.lock`` in the session folder, held with an OS lock while a viewer has the study open.
+
+    The kernel drops the lock when the process ends, kill -9 included, so a lock is never stale; the file
+    holds the holder's pid so another viewer can say who has the study. The file is never removed (removing
+    it would let two viewers lock two different files of one name).
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> int | None:
+        """Take the lock: None when taken, else the pid of the viewer holding it (0 when unknown).
+
+        OSError when the folder cannot hold a lock file.
+        """
+        if self._fd is not None:
+            return None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if not _try_lock(fd):
+                return _pid_in(fd)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": time.time()}).encode(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return None
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)  # closing the descriptor drops the OS lock
+
+
+def _try_lock(fd: int) -> bool:
+    if sys.platform == "win32":
+        import msvcrt
+
+        os.lseek(fd, 1 << 20, os.SEEK_SET)  # a byte past the pid, so the pid stays readable
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        finally:
+            os.lseek(fd, 0, os.SEEK_SET)
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _pid_in(fd: int) -> int:
+    try:
+        pid = json.loads(os.pread(fd, 4096, 0).decode("utf-8")).get("pid", 0)
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return pid if _is_int(pid) and 0 < pid <= MAX_PID else 0
 
 
 class Autosaver:
@@ -359,6 +640,10 @@ class Autosaver:
 
     ``history`` is the :class:`lsms_viewer.state.history.UndoHistory`; its ``changed`` event triggers a save, and
     its compressed shadow provides the masks. Display changes (visibility, opacity) also save.
+
+    When a study opens it takes the study's lock; if another live viewer holds it, this one saves beside
+    (``<key>.viewer-<pid>.lsms-session``) and ``shared_with`` names the other's pid. ``state_changed``
+    fires whenever ``last_error`` or ``shared_with`` change, so the window can say it at once.
     """
 
     def __init__(self, document: Document, history, folder: Path | None = None, view_state=None):
@@ -370,31 +655,97 @@ class Autosaver:
         self.saves = 0
         self.last_error: str | None = None
         self.last_path: Path | None = None
+        self.shared_with: int | None = None  # pid of the live viewer that has this study too
+        self.lock: StudyLock | None = None
+        self._name: str | None = None  # the session file's name for the open study
+        self.state_changed = Event("autosave_state_changed")
         history.changed.connect(self._on_history)
         document.events.label_changed.connect(self._on_label_changed)
+        document.events.volume_changed.connect(self._attach)
+
+    def session_folder(self) -> Path:
+        return Path(self.folder or session_dir())
 
     def path(self) -> Path | None:
         volume = self.document.volume
-        return None if volume is None else session_path(volume, self.folder)
+        if volume is None:
+            return None
+        if self._name is None:
+            self._attach()
+        return self.session_folder() / (self._name or f"{session_key(volume)}{SUFFIX}")
+
+    def _set_state(self, error: str | None, shared_with: int | None) -> None:
+        changed = (error, shared_with) != (self.last_error, self.shared_with)
+        self.last_error, self.shared_with = error, shared_with
+        if changed:
+            self.state_changed.emit()
+
+    def check_folder(self) -> str | None:
+        """Whether session files can be written now; a problem becomes ``last_error`` at once."""
+        problem = probe_writable(self.session_folder())
+        if problem is not None:
+            self._set_state(f"autosave is off: {problem}", self.shared_with)
+        return problem
+
+    def _attach(self) -> None:
+        """A study was opened: let go of the previous study's lock, take this one's."""
+        self.release()
+        volume = self.document.volume
+        if volume is None:
+            return
+        key = session_key(volume)
+        self._name = f"{key}{SUFFIX}"
+        folder = self.session_folder()
+        lock = StudyLock(folder / f"{key}{LOCK_SUFFIX}")
+        try:
+            holder = lock.acquire()
+        except OSError as exc:
+            self._set_state(f"autosave is off: the session folder {folder} cannot be written "
+                            f"({exc.strerror or exc})", None)
+            return
+        if holder is None:
+            self.lock = lock
+            self._set_state(None, None)
+            return
+        self._name = f"{key}.viewer-{os.getpid()}{SUFFIX}"
+        self._set_state(self.last_error, holder or -1)
+
+    def release(self) -> None:
+        """Let go of the open study's lock (the study is closed)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+        self._name = None
 
     def save(self, clean_exit: bool = False) -> Path | None:
         """Save now; errors are kept in ``last_error`` (an autosave must never break an edit)."""
         if not self.enabled or self.document.volume is None:
             return None
-        if not self.document.labels and not clean_exit:
-            path = self.path()
-            if path is None or not path.exists():
-                return None  # nothing worth saving yet
+        if self.lock is None and self.shared_with is None:
+            self._attach()  # the lock could not be taken before (folder not writable then): try again
+        path = self.path()
+        if not self.document.labels and not clean_exit and (path is None or not path.exists()):
+            return None  # nothing worth saving yet
         try:
             self.history.flush()
-            path = write_session(self.path(), self.document, self.history.compressed_slices,
+            path = write_session(path, self.document, self.history.compressed_slices,
                                  clean_exit=clean_exit, view=self.view_state())
         except (OSError, LSMSError) as exc:
-            self.last_error = f"autosave failed: {exc}"
+            self._set_state(f"autosave failed: {exc}", self.shared_with)
             return None
         self.saves += 1
-        self.last_error = None
+        self._set_state(None, self.shared_with)
         self.last_path = path
+        return path
+
+    def close_study(self) -> Path | None:
+        """The study is closed (quit, or another study opened): save it as closed cleanly, release its lock.
+
+        Returns the path saved, or None when the save failed (``last_error`` says why).
+        """
+        path = self.save(clean_exit=True)
+        if path is not None or self.document.volume is None:
+            self.release()
         return path
 
     def _on_history(self, reason: str) -> None:
