@@ -52,12 +52,25 @@ class Axis:
 
 
 @dataclass(frozen=True)
+class Piece:
+    """One 8-connected piece of a mask on a slice."""
+
+    long_axis_mm: float
+    area_mm2: float
+    n_pixels: int
+    centroid: Point  # (row, col) in pixels
+
+
+@dataclass(frozen=True)
 class Measurement2D:
     long_axis: Axis
     short_axis: Axis
     area_mm2: float
     n_pixels: int
     centroid: Point  # (row, col) in pixels
+    #: when measured by piece (``largest_piece=True``) and the slice holds several: every piece, largest
+    #: first; the axes, area and centroid above are then the largest piece's. Empty: one piece, or not asked.
+    pieces: tuple[Piece, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,6 +218,49 @@ def measure_2d(mask: np.ndarray, spacing: tuple[float, float]) -> Measurement2D:
     )
 
 
+_EIGHT = np.ones((3, 3), bool)
+
+
+
+def slice_pieces(mask: np.ndarray) -> list[np.ndarray]:
+    """The 8-connected pieces of a 2D mask, largest (most pixels) first; ties keep scan order."""
+    from scipy import ndimage
+
+    m = np.asarray(mask) != 0
+    labels, n = ndimage.label(m, structure=_EIGHT)
+    if n <= 1:
+        return [m] if n else []
+    sizes = np.bincount(labels.ravel())[1:]
+    order = sorted(range(n), key=lambda i: -int(sizes[i]))
+    return [labels == i + 1 for i in order]
+
+
+def main_piece(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected piece of a 2D mask (the mask itself when it is one piece)."""
+    pieces = slice_pieces(mask)
+    if not pieces:
+        raise MeasureError("mask", "is empty: nothing to measure")
+    return pieces[0]
+
+
+def measure_pieces(mask: np.ndarray, spacing: tuple[float, float]) -> Measurement2D:
+    """:func:`measure_2d` of the largest 8-connected piece, listing every piece when there are several.
+
+    A long axis drawn from one lesion to another (two tumours in one label, a stray brush dot) is not a
+    lesion's diameter: each piece is measured on its own and the largest one speaks for the slice.
+    """
+    pieces = slice_pieces(mask)
+    if len(pieces) <= 1:
+        return measure_2d(mask, spacing)
+    listed = []
+    for piece in pieces:
+        rows, cols = np.nonzero(piece)
+        listed.append(Piece(axes_2d(piece, spacing)[0].length_mm, float(rows.size * spacing[0] * spacing[1]),
+                            int(rows.size), (float(rows.mean()), float(cols.mean()))))
+    m2 = measure_2d(pieces[0], spacing)
+    return Measurement2D(m2.long_axis, m2.short_axis, m2.area_mm2, m2.n_pixels, m2.centroid, tuple(listed))
+
+
 def crop_box(mask: np.ndarray, pad: tuple[int, ...]) -> tuple[slice, ...]:
     """Bounding box of a non-empty mask grown by ``pad`` voxels per axis, from axis projections (no index
     arrays: a 512x512x300 mask is scanned in milliseconds)."""
@@ -225,8 +281,11 @@ def measure_3d(
     *,
     long_axes: dict[int, float] | None = None,
     largest: bool = True,
+    largest_piece: bool = False,
 ) -> Measurement3D:
     """Volume (mL), slice extent and HU statistics of a 3D mask with (slice, row, col) spacing in mm.
+
+    ``largest_piece``: a slice's long axis is its largest 8-connected piece's (:func:`measure_pieces`).
 
     Works on the mask's bounding box only. ``long_axes`` is an optional cache {slice: long axis mm} that
     the caller keeps between calls and clears for slices that changed: the largest slice is then found
@@ -254,7 +313,8 @@ def measure_3d(
         for k in ks:
             z = int(k) + offset
             if z not in cache:
-                cache[z] = axes_2d(sub[k], (sp[1], sp[2]))[0].length_mm
+                plane = main_piece(sub[k]) if largest_piece else sub[k]
+                cache[z] = axes_2d(plane, (sp[1], sp[2]))[0].length_mm
             if cache[z] > best_len:
                 best_k, best_len = z, cache[z]
     return Measurement3D(
@@ -280,6 +340,7 @@ def measure_volume(
     ring_mm: float = RING_WIDTH_MM,
     long_axes: dict[int, float] | None = None,
     largest: bool = True,
+    largest_piece: bool = False,
 ) -> tuple[Measurement3D, Density | None]:
     """:func:`measure_3d` of a lesion on its CT, and its density against a 3D ring of surrounding tissue
     (``exclude``, e.g. the other lesions, is kept out of the ring; None when no ring tissue is left).
@@ -288,7 +349,7 @@ def measure_volume(
     the slice of largest area instead. Raises :class:`MeasureError` for an empty mask.
     """
     mask = np.asarray(mask) != 0
-    m3 = measure_3d(mask, spacing, hu, long_axes=long_axes, largest=largest)
+    m3 = measure_3d(mask, spacing, hu, long_axes=long_axes, largest=largest, largest_piece=largest_piece)
     sp = tuple(float(s) for s in spacing)
     pad = tuple(int(np.ceil(ring_mm / s)) + 2 for s in sp)
     box = crop_box(mask, pad)
@@ -428,8 +489,12 @@ def measure_slice(
     *,
     exclude: np.ndarray | None = None,
     ring_mm: float = RING_WIDTH_MM,
+    largest_piece: bool = False,
 ) -> tuple[Measurement2D, Density | None, Literal["right", "left"]] | None:
     """Long/short axis, area, ring density and patient side of a 3D mask on slice ``k`` (None if absent).
+
+    ``largest_piece``: all of these are the largest 8-connected piece's, and ``pieces`` lists every piece
+    when there are several (:func:`measure_pieces`).
 
     ``spacing`` is the (slice, row, col) spacing of the volume; the side is judged from the body's midline
     on that slice (:func:`body_midline_col`), the image centre when no body is found.
@@ -440,7 +505,12 @@ def measure_slice(
     image = np.asarray(hu)[k]
     plane = mask[k] != 0
     sp2 = (float(spacing[1]), float(spacing[2]))
-    m2 = measure_2d(plane, sp2)
+    if largest_piece:
+        m2 = measure_pieces(plane, sp2)
+        if m2.pieces:
+            plane = main_piece(plane)
+    else:
+        m2 = measure_2d(plane, sp2)
     pad = (int(np.ceil(ring_mm / sp2[0])) + 2, int(np.ceil(ring_mm / sp2[1])) + 2)
     box = crop_box(plane, pad)
     try:

@@ -191,3 +191,25 @@ def test_body_midline_ignores_a_table_wider_than_the_patient():
     image[58:60, :] = 150.0  # a two-row table across the field
     assert body_midline_col(image) == 40.0
     assert body_midline_col(np.full((64, 100), -1000.0)) is None
+
+
+def test_measure_pieces_measures_the_largest_piece_and_lists_all():
+    from lsms_core.measure import measure_pieces, measure_slice, measure_volume
+
+    plane = np.zeros((64, 64), bool)
+    plane[10:20, 10:30] = True  # 10 x 20 px
+    plane[50, 60] = True  # a stray dot
+    plane[40:44, 40:44] = True
+    m = measure_pieces(plane, (1.0, 1.0))
+    assert m.long_axis.length_mm == pytest.approx(np.hypot(10, 20)) and m.n_pixels == 200
+    assert [p.n_pixels for p in m.pieces] == [200, 16, 1]
+    assert measure_pieces(plane[:30], (1.0, 1.0)).pieces == ()  # one piece: nothing listed
+    vol = np.zeros((3, 64, 64), bool)
+    vol[1] = plane
+    hu = np.zeros(vol.shape, np.float32)
+    m2, _density, _side = measure_slice(hu, vol, 1, (2.0, 1.0, 1.0), largest_piece=True)
+    assert m2.long_axis.length_mm == pytest.approx(np.hypot(10, 20)) and len(m2.pieces) == 3
+    m3, _ = measure_volume(hu, vol, (2.0, 1.0, 1.0), largest_piece=True)
+    assert m3.long_axis_mm == pytest.approx(np.hypot(10, 20))
+    # Without asking, the whole slice is one measurement, as before.
+    assert measure_slice(hu, vol, 1, (2.0, 1.0, 1.0))[0].long_axis.length_mm > 60

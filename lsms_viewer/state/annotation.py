@@ -75,7 +75,15 @@ class LesionMeasurement:
 
     @property
     def diameter_mm(self) -> float | None:
+        """The long axis of the largest connected piece on the slice."""
         return None if self.slice_2d is None else self.slice_2d.long_axis.length_mm
+
+    @property
+    def pieces(self) -> int:
+        """Connected pieces of the label on the slice (the diameter is the largest one's)."""
+        if self.slice_2d is None:
+            return 0
+        return len(self.slice_2d.pieces) or 1
 
     @property
     def lesion_density(self) -> Density | None:
@@ -88,7 +96,8 @@ def measure_lesion(
     volume: Volume, mask: np.ndarray, slice_index: int | None = None, *, exclude: np.ndarray | None = None,
     ring_mm: float = 5.0, long_axes: dict[int, float] | None = None,
 ) -> LesionMeasurement:
-    """Measure a label. ``slice_index=None``: the slice with the longest axis (RECIST-style).
+    """Measure a label. ``slice_index=None``: the slice with the longest axis (RECIST-style). On a slice the
+    label's largest connected piece is measured (``slice_2d.pieces`` lists them when there are several).
 
     ``exclude`` (e.g. the other labels) is kept out of the density reference ring. Raises
     :class:`AnnotationError` for an empty label.
@@ -98,9 +107,9 @@ def measure_lesion(
         raise AnnotationError("label", "is empty: draw or segment the lesion first")
     spacing = array_spacing(volume.spacing)
     m3, density_3d = measure_volume(volume.array, mask, spacing, exclude=exclude, ring_mm=ring_mm,
-                                    long_axes=long_axes, largest=slice_index is None)
+                                    long_axes=long_axes, largest=slice_index is None, largest_piece=True)
     k = m3.largest_slice if slice_index is None else int(slice_index)
-    on_slice = measure_slice(volume.array, mask, k, spacing, exclude=exclude, ring_mm=ring_mm)
+    on_slice = measure_slice(volume.array, mask, k, spacing, exclude=exclude, ring_mm=ring_mm, largest_piece=True)
     m2, density, side = on_slice if on_slice is not None else (None, None, None)
     return LesionMeasurement(k, m2, m3, density, density_3d, side)
 

@@ -1,6 +1,7 @@
 """The measurements of a Document's labels, shared by the Measurements dock and the annotation form (no Qt).
 
-One place measures a lesion, so the two can never disagree: its density is always taken against a 3D ring
+One place measures a lesion, so the two can never disagree. A slice's axes are those of the label's largest
+connected piece there (a label holding two tumours, or a stray brush dot, is not measured across the gap); its density is always taken against a 3D ring
 of surrounding tissue with the *other* labels kept out of it, and its long axes per slice are cached
 here, for the label they were measured on. The cache follows the Document: a mask edit forgets the
 slices it touched, a label added or removed (a deleted label's id may be reused) and a new study forget
@@ -66,16 +67,17 @@ class Measurements:
                 self._volume[label.id] = measure_volume(volume.array, label.mask, array_spacing(volume.spacing),
                                                         exclude=self.others(label),
                                                         long_axes=self._long_axes.setdefault(label.id, {}),
-                                                        largest=False)
+                                                        largest=False, largest_piece=True)
             except MeasureError:
                 self._volume[label.id] = None
         return self._volume[label.id]
 
     def slice_part(self, label: Label, k: int) -> tuple[Measurement2D, Density | None, str] | None:
-        """Axes, area and patient side of ``label`` on slice ``k`` (None when absent there); its density is
-        the lesion's, from :meth:`volume_part`."""
+        """Axes, area and patient side of ``label`` on slice ``k`` (None when absent there), of its largest
+        connected piece there (``m2.pieces`` lists them all when there are several); its density is the
+        lesion's, from :meth:`volume_part`."""
         volume = self.document.volume
-        return measure_slice(volume.array, label.mask, k, array_spacing(volume.spacing))
+        return measure_slice(volume.array, label.mask, k, array_spacing(volume.spacing), largest_piece=True)
 
     def lesion(self, label: Label, slice_index: int | None = None) -> LesionMeasurement:
         """What the annotation form and its checks need (``slice_index=None``: the largest slice)."""

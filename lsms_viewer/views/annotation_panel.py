@@ -125,7 +125,9 @@ class AnnotationPanel(QWidget):
         for box in (self.segment, self.shape, self.boundary, self.enhancement, self.lesion_type):
             box.currentIndexChanged.connect(self._on_attribute)
         self.diameter = QLabel("–")
-        self.diameter.setToolTip("Long axis on the annotated slice, measured from the mask")
+        self.diameter.setToolTip("Long axis on the annotated slice, measured from the mask: of its largest connected "
+                                 "piece when the label has several there")
+        self.diameter.setWordWrap(True)
         self.density = QLabel("–")
         self.density.setToolTip("Median HU of the lesion against a 5 mm ring of surrounding tissue, other labels "
                                 "kept out (as in the Measurements dock)")
@@ -265,7 +267,8 @@ class AnnotationPanel(QWidget):
         chosen = "annotated" if self.annotated_slice() is not None else "shown slice, not chosen yet"
         self.slice_label.setText(f"Slice {m.slice_index + 1} ({chosen})")
         # One rounding: the diameter the expressions will say (0.1 mm, halves up), shown in cm and mm.
-        self.diameter.setText(format_diameter(m.diameter_mm) + f"  ({diameter_mm_of(m.diameter_mm):.1f} mm)"
+        pieces = f", largest of {m.pieces} pieces on this slice" if m.pieces > 1 else ""
+        self.diameter.setText(format_diameter(m.diameter_mm) + f"  ({diameter_mm_of(m.diameter_mm):.1f} mm{pieces})"
                               if m.diameter_mm else "not on this slice")
         density = m.lesion_density
         self.density.setText(f"{DENSITY_WORD[density.label]}  ({density.difference_hu:+.0f} HU vs surroundings)"

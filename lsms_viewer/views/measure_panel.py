@@ -1,7 +1,8 @@
 """Measurements of every label: a table dock, and the long/short axes drawn on the slice.
 
 Per label, on the current slice: long and short axis (mm; drawn as a solid and a dashed line in the
-label's colour), area (mm²); over the volume: volume (mL), slice extent, mean ± SD HU, and density
+label's colour), area (mm²), all of the label's largest connected piece there; when the slice holds
+several pieces, the Pieces column lists each one's long axis and the image says "largest of N pieces"; over the volume: volume (mL), slice extent, mean ± SD HU, and density
 relative to a 5 mm ring of surrounding tissue (hypo/iso/hyper, computed with other labels kept out of the
 ring). Numbers come from ``lsms_core.measure``.
 
@@ -30,7 +31,9 @@ from lsms_viewer.state.document import Document, Label
 from lsms_viewer.state.measurements import Measurements
 from lsms_viewer.views.slice_view import SliceView
 
-COLUMNS = ("Label", "Long (mm)", "Short (mm)", "Area (mm²)", "Volume (mL)", "Slices", "HU mean ± SD", "Density")
+COLUMNS = ("Label", "Long (mm)", "Short (mm)", "Area (mm²)", "Volume (mL)", "Slices", "HU mean ± SD", "Density",
+           "Pieces")
+COL_PIECES = 8
 
 
 class AxisOverlay:
@@ -70,8 +73,9 @@ class AxisOverlay:
                 self._items.append(line)
             (r0, c0), (r1, c1) = m2.long_axis.p0, m2.long_axis.p1
             anchor_r, anchor_c = (r0, c0) if r0 <= r1 else (r1, c1)
-            text = pg.TextItem(f"{m2.long_axis.length_mm:.1f} × {m2.short_axis.length_mm:.1f} mm", color=color,
-                               anchor=(0.5, 1.2))
+            pieces = f" · largest of {len(m2.pieces)} pieces" if m2.pieces else ""
+            text = pg.TextItem(f"{m2.long_axis.length_mm:.1f} × {m2.short_axis.length_mm:.1f} mm{pieces}",
+                               color=color, anchor=(0.5, 1.2))
             text.setPos(QPointF((anchor_c + 0.5) * sx, (anchor_r + 0.5) * sy))
             text.setZValue(16)
             self.view.view_box.addItem(text)
@@ -157,7 +161,8 @@ class MeasurePanel(QWidget):
             if on_slice is not None:
                 m2, _density, side = on_slice
                 values.update(long_mm=m2.long_axis.length_mm, short_mm=m2.short_axis.length_mm,
-                              area_mm2=m2.area_mm2, side=side)
+                              area_mm2=m2.area_mm2, side=side,
+                              pieces=[p.long_axis_mm for p in m2.pieces] or [m2.long_axis.length_mm])
                 if label.visible:
                     axes.append((label, m2))
             if whole is not None:
@@ -179,10 +184,16 @@ class MeasurePanel(QWidget):
         slices = f"{v['first_slice'] + 1}–{v['last_slice'] + 1}" if "first_slice" in v else "–"
         hu = f"{v['hu_mean']:.0f} ± {v['hu_std']:.0f}" if v.get("hu_mean") is not None else "–"
         density = f"{v['density']} ({v['density_diff_hu']:+.0f} HU)" if "density" in v else "–"
+        pieces = v.get("pieces") or []
+        pieces_text = "–" if not pieces else ("1" if len(pieces) == 1 else
+                                             f"{len(pieces)}: " + ", ".join(f"{mm:.1f}" for mm in pieces) + " mm")
         cells = (label.name, fmt("long_mm", ".1f"), fmt("short_mm", ".1f"), fmt("area_mm2", ".0f"),
-                 fmt("volume_ml", ".2f"), slices, hu, density)
+                 fmt("volume_ml", ".2f"), slices, hu, density, pieces_text)
         for col, text in enumerate(cells):
             item = QTableWidgetItem(text)
+            if col in (1, 2, 3, COL_PIECES) and len(pieces) > 1:
+                item.setToolTip(f"{len(pieces)} separate pieces on this slice: axes and area are of the largest "
+                                "(long axes " + ", ".join(f"{mm:.1f}" for mm in pieces) + " mm)")
             item.setData(Qt.ItemDataRole.UserRole, label.id)
             if col:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
