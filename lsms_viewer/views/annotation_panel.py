@@ -12,18 +12,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -96,7 +98,10 @@ class AnnotationPanel(QWidget):
 
         form_box, expr_box, export_box = self._attributes_box(), self._expressions_box(), self._dataset_box()
 
-        layout = QVBoxLayout(self)
+        # The form is taller than a laptop screen's dock: it scrolls, so showing it never grows the window
+        # or squeezes the Labels table to a row (it asked for its full height: 860 -> 968 px).
+        content = QWidget()
+        layout = QVBoxLayout(content)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.title)
         layout.addLayout(slice_row)
@@ -104,6 +109,14 @@ class AnnotationPanel(QWidget):
         layout.addWidget(expr_box)
         layout.addWidget(export_box)
         layout.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(content)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll)
 
         events = document.events
         events.active_label_changed.connect(self._on_active)
@@ -112,6 +125,9 @@ class AnnotationPanel(QWidget):
         events.volume_changed.connect(lambda: self._on_active(None))
         events.mask_changed.connect(self._on_mask_changed)
         self._on_active(document.active_label)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        return QSize(super().minimumSizeHint().width(), 120)  # it scrolls: never a reason to grow the window
 
     def _attributes_box(self) -> QGroupBox:
         """The lesion's attributes: chosen ones, and diameter and density as measured."""
