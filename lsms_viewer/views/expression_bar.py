@@ -30,6 +30,7 @@ class ExpressionBar(QWidget):
     """Emits ``run_requested(expression, scope)`` on Enter or Segment; ``cancel_requested`` on Cancel."""
 
     run_requested = Signal(str, str)
+    scope_chosen = Signal(str)  # the user picked a scope in the box (not set by the program)
     cancel_requested = Signal()
     rerun_cleared = Signal()
 
@@ -52,6 +53,7 @@ class ExpressionBar(QWidget):
             self.scope.addItem(title, key)
         self.scope.setToolTip("Which axial slices the model segments")
         self.scope.currentIndexChanged.connect(self._scope_changed)
+        self.scope.activated.connect(lambda _i: self.scope_chosen.emit(self.current_scope))
         self.range_from = QSpinBox()
         self.range_to = QSpinBox()
         for box, tip in ((self.range_from, "First slice (inclusive)"), (self.range_to, "Last slice (inclusive)")):
@@ -123,8 +125,12 @@ class ExpressionBar(QWidget):
         """A new volume: range limits in 1-based slice numbers, the range centred on ``current``."""
         for box in (self.range_from, self.range_to):
             box.setRange(1, max(1, count))
-        self.range_from.setValue(max(1, current + 1 - 5))
-        self.range_to.setValue(min(count, current + 1 + 5))
+        self.centre_range(current, count)
+
+    def centre_range(self, current: int, count: int, half: int = 5) -> None:
+        """The range: ``half`` slices either side of ``current`` (0-based), kept inside the volume."""
+        self.range_from.setValue(max(1, current + 1 - half))
+        self.range_to.setValue(min(count, current + 1 + half))
 
     def slice_range(self) -> tuple[int, int]:
         """[start, stop) 0-based from the spin boxes (in either order)."""
