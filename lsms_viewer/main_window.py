@@ -15,10 +15,12 @@ from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QSpinBox,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -26,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from lsms_viewer import settings as user_settings
 from lsms_viewer.actions import make_action
-from lsms_viewer.display.windowing import PRESETS, matching_preset, preset
+from lsms_viewer.display.windowing import MIN_WIDTH, PRESETS, Window, matching_preset, preset
 from lsms_viewer.state.document import Document
 from lsms_viewer.views.expression_bar import ExpressionBar
 from lsms_viewer.views.label_panel import LabelPanel
@@ -57,6 +59,8 @@ class MainWindow(QMainWindow):
         self._closing_by_user = False
         self.last_error: tuple[str, str] | None = None  # (title, message) of the last error shown
         self._message_boxes: list[QMessageBox] = []
+        self._syncing_window = False
+        self._user_presets: list = []
 
         self.slice_view = SliceView(self.document)
         self.expression_bar = ExpressionBar()
@@ -186,10 +190,18 @@ class MainWindow(QMainWindow):
             group.addAction(action)
             self.preset_menu.addAction(action)
             self.preset_actions[p.key] = action
+        self._preset_group = group
+        self._user_separator = self.preset_menu.addSeparator()
+        self.user_preset_actions: dict[str, QAction] = {}
+        self.save_preset_action = self._action("Save current window as preset…", self.save_preset_dialog,
+                                               tip="Keep this width and level under a name (keys 6-9 for the "
+                                                   "first four)")
         self.preset_menu.addSeparator()
+        self.preset_menu.addAction(self.save_preset_action)
         self.default_preset_action = self._action("Use current preset as default", self.save_default_preset,
                                                   tip="Open every study with this window")
         self.preset_menu.addAction(self.default_preset_action)
+        self._rebuild_user_presets()
         view_menu.addSeparator()
         self.overlay_toggle_action = self._action("&Outline labels", self._toggle_overlay, "O",
                                                   "Show labels as outlines instead of a filled tint",
@@ -217,6 +229,22 @@ class MainWindow(QMainWindow):
             action = self.preset_actions[key]
             action.setIconText(preset(key).title)
             self.toolbar.addAction(action)
+        # The window typed as numbers (a right-drag is quick but imprecise; reports quote W/L).
+        self.width_box, self.level_box = QSpinBox(), QSpinBox()
+        self.width_box.setRange(int(MIN_WIDTH), 10000)
+        self.level_box.setRange(-3000, 6000)
+        for box, title, tip in ((self.width_box, "W", "Window width in HU (type and press Enter)"),
+                                (self.level_box, "L", "Window level (centre) in HU (type and press Enter)")):
+            box.setKeyboardTracking(False)  # applied on Enter or when leaving the box, not per digit
+            box.setToolTip(tip)
+            box.setAccelerated(True)
+            box.valueChanged.connect(self._typed_window)
+            # Enter hands the keys back to the image, so 1-5 and the arrows work at once.
+            box.lineEdit().returnPressed.connect(lambda: self.slice_view.canvas.setFocus())
+            label = QLabel(f" {title} ")
+            label.setToolTip(tip)
+            self.toolbar.addWidget(label)
+            self.toolbar.addWidget(box)
         self.toolbar.addSeparator()
         self.toolbar.addAction(self.overlay_toggle_action)
         self.toolbar.addAction(self.reset_view_action)
@@ -235,20 +263,77 @@ class MainWindow(QMainWindow):
 
     # -- display -----------------------------------------------------------------------------------
     def apply_preset(self, key: str) -> None:
-        self.slice_view.set_window(preset(key).window)
+        user = {p.key: p for p in self._user_presets}
+        self.slice_view.set_window(user[key].window if key in user else preset(key).window)
+
+    def set_window_numbers(self, width: float, level: float) -> None:
+        """Set the display window to a typed width and level (HU)."""
+        self.slice_view.set_window(Window(max(MIN_WIDTH, float(width)), float(level)))
+
+    def _typed_window(self, _value: int = 0) -> None:
+        if self._syncing_window:
+            return
+        self.set_window_numbers(self.width_box.value(), self.level_box.value())
+
+    def save_user_preset(self, name: str) -> bool:
+        """Save the current window as a named preset (kept for every study); False with a message if not."""
+        try:
+            presets = user_settings.save_user_preset(name, self.slice_view.window)
+        except ValueError as exc:
+            self.show_error("Cannot save the preset", str(exc))
+            return False
+        self._rebuild_user_presets()
+        saved = next(p for p in presets if p.title == " ".join(name.split()))
+        key = f" (key {saved.shortcut})" if saved.shortcut else ""
+        self.statusBar().showMessage(f"Window preset “{saved.title}” saved: W{saved.window.width:.0f} / "
+                                     f"L{saved.window.level:.0f}{key}.", 8000)
+        return True
+
+    def save_preset_dialog(self) -> None:
+        w = self.slice_view.window
+        name, ok = QInputDialog.getText(self, "Save window preset",
+                                        f"Name for W{w.width:.0f} / L{w.level:.0f}:")
+        if ok and name.strip():
+            self.save_user_preset(name)
+
+    def _rebuild_user_presets(self) -> None:
+        for action in self.user_preset_actions.values():
+            self.preset_menu.removeAction(action)
+            self._preset_group.removeAction(action)
+            self.removeAction(action)
+            action.deleteLater()
+        self.user_preset_actions = {}
+        self._user_presets = user_settings.user_presets()
+        for p in self._user_presets:
+            action = self._action(f"{p.title}  (W{p.window.width:.0f} / L{p.window.level:.0f})",
+                                  lambda _=False, key=p.key: self.apply_preset(key), p.shortcut or None,
+                                  f"Window {p.title} (saved)", checkable=True)
+            self.addAction(action)
+            self._preset_group.addAction(action)
+            self.preset_menu.insertAction(self._user_separator, action)
+            self.user_preset_actions[p.key] = action
+        self._window_changed(self.slice_view.window)
 
     def save_default_preset(self) -> None:
-        p = matching_preset(self.slice_view.window)
+        p = matching_preset(self.slice_view.window, self._user_presets)
         if p is None:
-            self.statusBar().showMessage("The current window is not a preset; choose one first (1–5).", 6000)
+            self.statusBar().showMessage("The current window is not a preset; choose one first (1–5), or save "
+                                         "it as one.", 6000)
             return
         user_settings.set_default_preset(p.key)
         self.statusBar().showMessage(f"{p.title} window is now the default for every study.", 6000)
 
     def _window_changed(self, window) -> None:
-        p = matching_preset(window)
-        for key, action in self.preset_actions.items():
+        p = matching_preset(window, getattr(self, "_user_presets", ()))
+        for key, action in {**self.preset_actions, **getattr(self, "user_preset_actions", {})}.items():
             action.setChecked(p is not None and p.key == key)
+        if hasattr(self, "width_box"):
+            self._syncing_window = True
+            try:
+                self.width_box.setValue(round(window.width))
+                self.level_box.setValue(round(window.level))
+            finally:
+                self._syncing_window = False
 
     def set_overlay_mode(self, mode: str, remember: bool = True) -> None:
         self.slice_view.set_overlay_mode(mode)

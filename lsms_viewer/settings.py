@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from lsms_viewer.display.windowing import DEFAULT_PRESET, PRESETS
+from lsms_viewer.display.windowing import (
+    DEFAULT_PRESET,
+    MAX_USER_PRESETS,
+    PRESETS,
+    Preset,
+    Window,
+    parse_user_presets,
+)
 
 ORGANIZATION = "LSMS"
 APPLICATION = "LSMS Viewer"
@@ -20,12 +28,51 @@ def settings() -> QSettings:
 
 def default_preset() -> str:
     key = str(settings().value("display/default_preset", DEFAULT_PRESET))
-    return key if any(p.key == key for p in PRESETS) else DEFAULT_PRESET
+    return key if any(p.key == key for p in (*PRESETS, *user_presets())) else DEFAULT_PRESET
 
 
 def set_default_preset(key: str) -> None:
     s = settings()
     s.setValue("display/default_preset", key)
+    s.sync()
+
+
+def user_presets() -> list[Preset]:
+    """The window presets the user saved (View ▸ Window preset ▸ Save current window as preset…)."""
+    raw = settings().value("display/user_presets", "[]")
+    try:
+        stored = json.loads(raw if isinstance(raw, str) else "[]")
+    except ValueError:
+        stored = []
+    return parse_user_presets(stored)
+
+
+def save_user_preset(name: str, window: Window) -> list[Preset]:
+    """Add (or replace, by name) a user preset; the first ones saved keep their keys. Raises ValueError
+    for an empty name or when ``MAX_USER_PRESETS`` are saved already."""
+    name = " ".join(str(name).split())
+    if not name:
+        raise ValueError("a preset needs a name")
+    if any(p.title.lower() == name.lower() for p in PRESETS):
+        raise ValueError(f"“{name}” is a built-in preset")
+    items = [{"name": p.title, "width": p.window.width, "level": p.window.level} for p in user_presets()]
+    for item in items:
+        if item["name"] == name:
+            item["width"], item["level"] = float(window.width), float(window.level)
+            break
+    else:
+        if len(items) >= MAX_USER_PRESETS:
+            raise ValueError(f"at most {MAX_USER_PRESETS} presets can be saved; remove one first")
+        items.append({"name": name, "width": float(window.width), "level": float(window.level)})
+    s = settings()
+    s.setValue("display/user_presets", json.dumps(items))
+    s.sync()
+    return user_presets()
+
+
+def remove_user_presets() -> None:
+    s = settings()
+    s.remove("display/user_presets")
     s.sync()
 
 
@@ -46,6 +93,19 @@ def keep_one_region() -> bool:
 def set_keep_one_region(on: bool) -> None:
     s = settings()
     s.setValue("model/one_region", bool(on))
+    s.sync()
+
+
+def refine_with_refiner() -> bool:
+    """Tools > Refine with LiteMedSAM (on by default: it draws the lesion's edge far better than the
+    network's coarse map)."""
+    value = settings().value("model/refine", True)
+    return value if isinstance(value, bool) else str(value).lower() != "false"
+
+
+def set_refine_with_refiner(on: bool) -> None:
+    s = settings()
+    s.setValue("model/refine", bool(on))
     s.sync()
 
 

@@ -90,7 +90,7 @@ class SegmentationController(QObject):
                                  refine=self._refine)
         elif self.engine is not None:
             self.engine.one_region = self._one_region
-            self.engine.refine = self._refine
+            self._refine = self.engine.refine  # an engine handed over keeps its own refiner choice
         self._run: _Run | None = None
         self._running_text = ""
         self._default_checkpoint = False  # the engine is the default checkpoint ('demo'), not one asked for
@@ -237,6 +237,9 @@ class SegmentationController(QObject):
         self._update_actions()
         self.started.emit()
         thread.start()
+        # The words are sent: keys go back to the image (1-5 windows, arrows scroll), not into the box.
+        # Ctrl+L returns to the words.
+        self.window.slice_view.canvas.setFocus()
         return True
 
     def cancel(self) -> None:

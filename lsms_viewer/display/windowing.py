@@ -41,7 +41,9 @@ class Preset:
 
 PRESETS: tuple[Preset, ...] = (
     Preset("abdomen", "Abdomen", Window(400, 40), "1"),
-    Preset("liver", "Liver", Window(150, 30), "2"),
+    # A portal-venous liver window: enhanced parenchyma sits near 100-120 HU, which W150/L30 (a non-contrast
+    # liver window, white from 105 HU) saturated; W150/L90 spans 15-165 HU and keeps it grey.
+    Preset("liver", "Liver", Window(150, 90), "2"),
     Preset("lung", "Lung", Window(1500, -600), "3"),
     Preset("bone", "Bone", Window(1800, 400), "4"),
     Preset("brain", "Brain", Window(80, 40), "5"),
@@ -57,8 +59,41 @@ def preset(key: str) -> Preset:
     raise KeyError(key)
 
 
-def matching_preset(window: Window) -> Preset | None:
-    for candidate in PRESETS:
+USER_PRESET_KEYS = ("6", "7", "8", "9")  # number keys for the first user presets, after the built-in 1-5
+MAX_USER_PRESETS = 12
+
+
+def user_preset(name: str, window: Window, index: int) -> Preset:
+    """A preset the user saved (key ``user:<name>``; keys 6-9 for the first four)."""
+    name = " ".join(str(name).split())
+    if not name:
+        raise ValueError("a preset needs a name")
+    shortcut = USER_PRESET_KEYS[index] if index < len(USER_PRESET_KEYS) else ""
+    return Preset(f"user:{name}", name, Window(float(window.width), float(window.level)), shortcut)
+
+
+def parse_user_presets(stored) -> list[Preset]:
+    """User presets from their stored form, a list of ``{"name", "width", "level"}``; entries that are
+    not well-formed (hand-edited settings) are skipped, never an error at start-up."""
+    out: list[Preset] = []
+    names: set[str] = set()
+    for item in stored if isinstance(stored, list) else []:
+        try:
+            name = " ".join(str(item["name"]).split())
+            width, level = float(item["width"]), float(item["level"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not name or name in names or not np.isfinite(width) or not np.isfinite(level) or width < MIN_WIDTH:
+            continue
+        names.add(name)
+        out.append(user_preset(name, Window(width, level), len(out)))
+        if len(out) == MAX_USER_PRESETS:
+            break
+    return out
+
+
+def matching_preset(window: Window, extra: tuple[Preset, ...] | list[Preset] = ()) -> Preset | None:
+    for candidate in (*PRESETS, *extra):
         if abs(candidate.window.width - window.width) < 0.5 and abs(candidate.window.level - window.level) < 0.5:
             return candidate
     return None

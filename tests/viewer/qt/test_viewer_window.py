@@ -122,7 +122,7 @@ def test_default_preset_persists_between_runs(window, qtbot, isolated_settings):
     assert user_settings.default_preset() == "liver"
     second = build_viewer().window  # the next start
     qtbot.addWidget(second)
-    assert second.slice_view.window == Window(150, 30)
+    assert second.slice_view.window == Window(150, 90)
     assert list(isolated_settings.rglob("*.ini"))  # really written to disk
 
 
