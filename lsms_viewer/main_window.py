@@ -393,20 +393,65 @@ class MainWindow(QMainWindow):
         self._message_boxes.append(box)
         box.open()
 
+    _MOUSE_ROWS = (
+        ("Wheel, ↑/↓, ←/→, PgUp/PgDn, Home/End", "change slice"),
+        ("Ctrl+wheel", "zoom about the cursor"),
+        ("Middle drag (left drag with Pan)", "pan"),
+        ("Right drag", "window: left/right = width, up/down = level"),
+        ("Shift + brush", "erase with the brush"),
+        ("Ctrl + click (Keep / Remove piece)", "the 3D lesion instead of the slice's piece"),
+        ("Enter (in the words box)", "run the expression"),
+    )
+
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        """(keys, what) for the mouse and for every action that has a key, read from the actions themselves
+        (menus, toolbar and window), so the list always says what the keys do now."""
+        rows = list(self._MOUSE_ROWS)
+        seen: set[str] = set()
+        actions = []
+
+        def walk(menu) -> None:
+            for action in menu.actions():
+                if action.menu() is not None:
+                    walk(action.menu())
+                else:
+                    actions.append(action)
+
+        for menu in self.menus.values():
+            walk(menu)
+        actions += [a for a in self.actions() if a not in actions]
+        for action in actions:
+            keys = ", ".join(seq.toString(QKeySequence.SequenceFormat.NativeText) for seq in action.shortcuts())
+            what = action.text().replace("&", "").split("  (")[0].rstrip("…").strip()
+            if keys and (keys, what) not in seen and what:
+                seen.add((keys, what))
+                rows.append((keys, what))
+        return rows
+
+    def shortcuts_html(self) -> str:
+        import html
+
+        return "<table cellspacing=3>" + "".join(
+            f"<tr><td><b>{html.escape(keys)}</b></td><td>{html.escape(what)}</td></tr>"
+            for keys, what in self.shortcut_rows()) + "</table>"
+
     def show_shortcuts(self) -> None:
-        text = (
-            "<table cellspacing=4>"
-            "<tr><td><b>Wheel, ↑/↓, PgUp/PgDn, Home/End</b></td><td>change slice</td></tr>"
-            "<tr><td><b>Ctrl+wheel, Ctrl +/−</b></td><td>zoom; Ctrl+0 fits the slice</td></tr>"
-            "<tr><td><b>Middle drag / left drag (pan tool)</b></td><td>pan</td></tr>"
-            "<tr><td><b>Right drag</b></td><td>window: left/right = width, up/down = level</td></tr>"
-            "<tr><td><b>1 – 5</b></td><td>abdomen, liver, lung, bone, brain windows</td></tr>"
-            "<tr><td><b>O</b></td><td>filled / outlined labels</td></tr>"
-            "<tr><td><b>Ctrl+L, Enter</b></td><td>type an expression, run it; Esc cancels</td></tr>"
-            "<tr><td><b>Ctrl+E</b></td><td>export labels as NIfTI</td></tr>"
-            "</table>"
-        )
-        QMessageBox.information(self, "Keyboard and mouse", text)
+        """Help ▸ Keyboard and mouse: a non-blocking window listing every key (editing ones included)."""
+        from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser
+
+        box = QDialog(self)
+        box.setWindowTitle("Keyboard and mouse")
+        text = QTextBrowser()
+        text.setHtml(self.shortcuts_html())
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(box.close)
+        layout = QVBoxLayout(box)
+        layout.addWidget(text)
+        layout.addWidget(buttons)
+        box.resize(560, 620)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.shortcuts_box = box
+        box.show()
 
     def show_about(self) -> None:
         from lsms_core import __version__

@@ -45,10 +45,16 @@ class ExportController(QObject):
 
     def export_labels(self, path: str | Path, precedence: str = "later") -> bool:
         """Write one multi-label file; a label that would lose every voxel refuses it (error dialog)."""
-        return self._export(lambda: export_multilabel(self.document, path, precedence))
+        done = self._export(lambda: export_multilabel(self.document, path, precedence))
+        if done:
+            self._remember_folder(Path(path).parent)
+        return done
 
     def export_labels_separately(self, folder: str | Path, stem: str = "label") -> bool:
-        return self._export(lambda: export_per_label(self.document, folder, stem))
+        done = self._export(lambda: export_per_label(self.document, folder, stem))
+        if done:
+            self._remember_folder(Path(folder))
+        return done
 
     def _export(self, do) -> bool:
         try:
@@ -94,8 +100,31 @@ class ExportController(QObject):
         clicked = box.clickedButton()
         return "cancel" if clicked is cancel or clicked not in choices else choices[clicked]
 
+    def export_folder(self) -> Path:
+        """Where the dialogs start: the last folder exported to, else Documents, else home; never the
+        study's own folder."""
+        from PySide6.QtCore import QStandardPaths
+
+        from lsms_viewer.settings import settings
+
+        last = settings().value("export/folder", "")
+        if last and Path(str(last)).is_dir():
+            return Path(str(last))
+        documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+        if documents and Path(documents).is_dir():
+            return Path(documents)
+        return Path.home()
+
+    def _remember_folder(self, folder: Path) -> None:
+        from lsms_viewer.settings import settings
+
+        settings().setValue("export/folder", str(folder))
+
+    def default_path(self) -> Path:
+        return default_export_path(self.document, self.export_folder())
+
     def export_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export labels", str(default_export_path(self.document)),
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export labels", str(self.default_path()),
                                               "NIfTI (*.nii.gz *.nii);;NRRD (*.nrrd);;MetaImage (*.mha)")
         if not path:
             return
@@ -111,7 +140,7 @@ class ExportController(QObject):
 
     def export_each_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self.window, "Export one mask per label into…",
-                                                  str(default_export_path(self.document).parent))
+                                                  str(self.export_folder()))
         if folder:
             self.export_labels_separately(folder)
 

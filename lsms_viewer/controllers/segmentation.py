@@ -105,6 +105,9 @@ class SegmentationController(QObject):
         events.volume_changed.connect(self._on_volume_changed)
         events.label_removed.connect(self._on_label_removed)
         events.label_added.connect(lambda _label: self._update_actions())
+        # The line under the box describes the last run: an edit, an undo or another study makes it stale.
+        events.mask_changed.connect(self._forget_message)
+        events.label_removed.connect(self._forget_message)
         self._update_device_label()
         self._update_actions()
 
@@ -333,7 +336,10 @@ class SegmentationController(QObject):
         self.window.show_error(title, message)
 
     def _on_cancelled(self, why: str) -> None:
-        self.bar.show_message(f"Cancelled ({why}); existing labels are unchanged.")
+        # The engine says "cancelled after 4 of 12 slice(s)": say "Cancelled" once, not "Cancelled (cancelled …)".
+        rest = why[len("cancelled"):].strip() if why.lower().startswith("cancelled") else f"({why})"
+        self.bar.show_message(f"Cancelled {rest}; existing labels are unchanged." if rest
+                              else "Cancelled; existing labels are unchanged.")
         self._end_run("cancelled")
 
     def _end_run(self, outcome: str) -> None:
@@ -378,9 +384,15 @@ class SegmentationController(QObject):
         if scope == "range" and volume is not None:
             self.bar.centre_range(self.window.current_slice(), volume.shape[0])
 
+    def _forget_message(self, *_args) -> None:
+        if self._run is None:  # a run's own result is described when it is applied
+            self.bar.show_message("")
+
     def _on_volume_changed(self) -> None:
         # A run on the previous study is stopped; were its result to arrive, it would be discarded.
         self.cancel()
+        if self._run is None:
+            self.bar.show_message("")
         self.bar.clear_rerun()
         volume = self.document.volume
         self.bar.set_slice_count(volume.shape[0], self.window.current_slice())

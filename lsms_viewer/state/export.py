@@ -190,15 +190,18 @@ def export_per_label(document: Document, folder: str | Path, stem: str = "label"
     return report
 
 
-def default_export_path(document: Document) -> Path:
-    """``<source stem>_labels.nii.gz`` next to the study (never the source itself), or in the home folder."""
+def default_export_path(document: Document, folder: str | Path | None = None) -> Path:
+    """``<source stem>_labels.nii.gz`` in ``folder`` (a user folder: the last one exported to, else the
+    home folder), never next to the study: a DICOM folder is often a read-only PACS export or a CD, and
+    derived files among the source's are easily taken for part of it."""
+    folder = Path(folder) if folder is not None else Path.home()
     volume = document.volume
     source = volume.source if volume is not None else None
     if source is None:
-        return Path.home() / "labels.nii.gz"
+        return folder / "labels.nii.gz"
     source = Path(source)
     if source.is_dir():
-        return source.parent / f"{source.name}_labels.nii.gz"
+        return folder / f"{source.name}_labels.nii.gz"
     ext = volume_extension(source)
     stem = source.name[: len(source.name) - len(ext)] if ext else source.stem
-    return source.parent / f"{stem}_labels.nii.gz"
+    return folder / f"{stem}_labels.nii.gz"

@@ -83,6 +83,12 @@ class ExpressionBar(QWidget):
         self.cancel_button.setToolTip("Stop after the current batch (Esc); existing labels are kept")
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.cancel_button.hide()
+        # The status row keeps the height of its progress bar and Cancel button when they are hidden, so
+        # the image above does not jump when a run starts or ends.
+        for widget in (self.progress, self.cancel_button):
+            policy = widget.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            widget.setSizePolicy(policy)
         # Messages quote the expression, which can be thousands of characters: elided, never wider than
         # the bar (a 2,729-character expression pushed the window to 17,018 px).
         self.message = ElidedLabel("", mode=Qt.TextElideMode.ElideMiddle)

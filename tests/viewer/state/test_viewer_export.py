@@ -88,19 +88,20 @@ def test_export_refuses_what_it_cannot_write(tmp_path, volume):
         export_multilabel(Document(), tmp_path / "x.nii.gz")
 
 
-def test_default_path_sits_next_to_the_study_and_is_never_the_study(tmp_path, volume):
+def test_default_path_is_named_after_the_study_in_a_user_folder(tmp_path, volume):
     doc = Document(volume)
-    assert default_export_path(doc) == Path.home() / "labels.nii.gz"  # built in memory: no folder of its own
+    assert default_export_path(doc) == Path.home() / "labels.nii.gz"  # built in memory: no name of its own
     ct = save_volume(volume, tmp_path / "ct.nii.gz")
     from lsms_core.volume import load_volume
 
     doc.set_volume(load_volume(ct))
-    assert default_export_path(doc) == tmp_path / "ct_labels.nii.gz"
+    assert default_export_path(doc) == Path.home() / "ct_labels.nii.gz"  # not next to the study
+    assert default_export_path(doc, tmp_path / "out") == tmp_path / "out" / "ct_labels.nii.gz"
     from lsms_core.volume.synthetic_dicom import write_ct_series
 
     write_ct_series(tmp_path / "series", slices=3, rows=16, cols=16)
-    doc.set_volume(load_volume(tmp_path / "series"))  # a DICOM folder
-    assert default_export_path(doc) == tmp_path / "series_labels.nii.gz"
+    doc.set_volume(load_volume(tmp_path / "series"))  # a DICOM folder: never written into or beside
+    assert default_export_path(doc) == Path.home() / "series_labels.nii.gz"
 
 
 def test_label_info_and_slugs():
