@@ -90,7 +90,7 @@ class MainWindow(QMainWindow):
         self.toolbar.setObjectName("main-toolbar")
         self.toolbar.setMovable(False)
         self.addToolBar(self.toolbar)
-        self.label_panel = LabelPanel(self.document)
+        self.label_panel = LabelPanel(self.document, numbering=self.slice_view.numbering)
         self._build_actions()
         self.label_dock = self.add_dock(self.label_panel, "Labels", Qt.DockWidgetArea.RightDockWidgetArea)
 
@@ -101,6 +101,8 @@ class MainWindow(QMainWindow):
         self.document.events.volume_changed.connect(self._on_volume_changed)
 
         self.set_overlay_mode(user_settings.overlay_mode(), remember=False)
+        self.slice_view.numbering_changed.connect(self._numbering_changed)
+        self.set_head_first(user_settings.head_first_numbering(), remember=False)
         self.apply_preset(user_settings.default_preset())
         self._update_actions()
         self.resize(1280, 860)
@@ -207,6 +209,11 @@ class MainWindow(QMainWindow):
                                                   "Show labels as outlines instead of a filled tint",
                                                   checkable=True)
         view_menu.addAction(self.overlay_toggle_action)
+        self.head_first_action = self._action(
+            "Number slices from the &head", self.set_head_first,
+            tip="Slice 1 is the most superior slice, as many PACS number them (off: the file's order)",
+            checkable=True)
+        view_menu.addAction(self.head_first_action)
         view = self.slice_view
         self.reset_view_action = self._action("&Reset view", view.reset_view, "Ctrl+0", "Fit the slice to the window")
         self.zoom_in_action = self._action("Zoom &in", lambda: view.zoom(0.8), QKeySequence.StandardKey.ZoomIn)
@@ -342,6 +349,17 @@ class MainWindow(QMainWindow):
         if remember and mode != user_settings.overlay_mode():
             user_settings.set_overlay_mode(mode)
 
+    def _numbering_changed(self) -> None:
+        self._show_slice(self.slice_view.current_slice)
+        self.label_panel.refresh_numbers()
+
+    def set_head_first(self, on: bool, remember: bool = True) -> None:
+        """Number slices from the head (remembered for every study)."""
+        self.slice_view.set_head_first(on)
+        self.head_first_action.setChecked(bool(on))
+        if remember:
+            user_settings.set_head_first_numbering(bool(on))
+
     def _toggle_overlay(self) -> None:
         self.set_overlay_mode("outline" if self.slice_view.overlay_mode == "fill" else "fill")
 
@@ -368,7 +386,9 @@ class MainWindow(QMainWindow):
             self.slice_label.setText("")
             return
         z = float(volume.index_to_world((0, 0, k))[2])
-        self.slice_label.setText(f"Slice {k + 1} / {volume.shape[0]} · z {z:+.1f} mm")
+        n = self.slice_view.numbering.number(k)
+        order = " (head first)" if self.slice_view.numbering.reverse else ""
+        self.slice_label.setText(f"Slice {n} / {volume.shape[0]}{order} · z {z:+.1f} mm")
 
     # -- messages ----------------------------------------------------------------------------------
     def show_notice(self, text: str, key: str = "general") -> None:

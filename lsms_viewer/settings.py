@@ -76,6 +76,17 @@ def remove_user_presets() -> None:
     s.sync()
 
 
+def head_first_numbering() -> bool:
+    value = settings().value("display/head_first", False)
+    return value if isinstance(value, bool) else str(value).lower() == "true"
+
+
+def set_head_first_numbering(on: bool) -> None:
+    s = settings()
+    s.setValue("display/head_first", bool(on))
+    s.sync()
+
+
 def overlay_mode() -> str:
     mode = str(settings().value("display/overlay_mode", "fill"))
     return mode if mode in ("fill", "outline") else "fill"

@@ -99,6 +99,7 @@ class SegmentationController(QObject):
         self.bar.run_requested.connect(self.segment)
         self.bar.cancel_requested.connect(self.cancel)
         self.bar.scope_chosen.connect(self._on_scope_chosen)
+        window.slice_view.numbering_changed.connect(lambda: self.bar.set_numbering(window.slice_view.numbering))
         window.label_panel.rerun_requested.connect(self._prepare_rerun)
         window.closing.connect(self._stop)
         events = self.document.events
@@ -234,7 +235,7 @@ class SegmentationController(QObject):
         self._run = _Run(thread)
         count = stop - start
         self.bar.set_busy(True, count, cancellable=count > 1)
-        where = f"slice {start + 1}" if count == 1 else f"slices {start + 1}–{stop}"
+        where = f"{'slice' if count == 1 else 'slices'} {self.window.slice_view.numbering.span_text(start, stop)}"
         self._running_text = f"Segmenting “{expression}” on {where}…"
         self.bar.show_message(self._running_text)
         self._update_actions()

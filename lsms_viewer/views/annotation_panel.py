@@ -281,7 +281,7 @@ class AnnotationPanel(QWidget):
             return
         m = self.measurement
         chosen = "annotated" if self.annotated_slice() is not None else "shown slice, not chosen yet"
-        self.slice_label.setText(f"Slice {m.slice_index + 1} ({chosen})")
+        self.slice_label.setText(f"Slice {self.slice_view.numbering.number(m.slice_index)} ({chosen})")
         # One rounding: the diameter the expressions will say (0.1 mm, halves up), shown in cm and mm.
         pieces = f", largest of {m.pieces} pieces on this slice" if m.pieces > 1 else ""
         self.diameter.setText(format_diameter(m.diameter_mm) + f"  ({diameter_mm_of(m.diameter_mm):.1f} mm{pieces})"
@@ -296,7 +296,8 @@ class AnnotationPanel(QWidget):
             return
         k = self.slice_view.current_slice
         if not self.label.mask[k].any():
-            self.title.setText(f"<b>{self.label.name}</b>: not on slice {k + 1}; draw it there first")
+            self.title.setText(f"<b>{self.label.name}</b>: not on slice {self.slice_view.numbering.number(k)}; "
+                               "draw it there first")
             return
         ann = self.annotation()
         ann.slice_index = k

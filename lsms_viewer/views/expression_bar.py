@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from lsms_viewer.display.slice_numbers import SliceNumbering
 from lsms_viewer.views.elided_label import ElidedLabel
 
 SCOPES = (("slice", "This slice"), ("range", "Slices"), ("volume", "Whole volume"))
@@ -114,6 +115,7 @@ class ExpressionBar(QWidget):
         layout.addLayout(row)
         layout.addLayout(status)
         self.rerun_label_id: int | None = None
+        self.numbering = SliceNumbering()
         self._scope_changed()
 
     # -- scope -------------------------------------------------------------------------------------
@@ -127,26 +129,33 @@ class ExpressionBar(QWidget):
             raise ValueError(f"unknown scope {key!r}")
         self.scope.setCurrentIndex(index)
 
+    def set_numbering(self, numbering: SliceNumbering) -> None:
+        """The slice numbers the view shows (array order or head first): the range boxes use them."""
+        start, stop = self.slice_range()  # in the numbers shown until now: the same slices stay chosen
+        self.numbering = SliceNumbering(numbering.count, numbering.reverse)
+        for box in (self.range_from, self.range_to):
+            box.setRange(1, max(1, numbering.count))
+        if stop <= numbering.count:
+            self.set_slice_range(start, stop)
+
     def set_slice_count(self, count: int, current: int) -> None:
-        """A new volume: range limits in 1-based slice numbers, the range centred on ``current``."""
+        """A new volume: range limits in slice numbers, the range centred on ``current``."""
         for box in (self.range_from, self.range_to):
             box.setRange(1, max(1, count))
         self.centre_range(current, count)
 
     def centre_range(self, current: int, count: int, half: int = 5) -> None:
         """The range: ``half`` slices either side of ``current`` (0-based), kept inside the volume."""
-        self.range_from.setValue(max(1, current + 1 - half))
-        self.range_to.setValue(min(count, current + 1 + half))
+        self.set_slice_range(max(0, current - half), min(count, current + half + 1))
 
     def slice_range(self) -> tuple[int, int]:
         """[start, stop) 0-based from the spin boxes (in either order)."""
-        a, b = self.range_from.value(), self.range_to.value()
-        lo, hi = min(a, b), max(a, b)
-        return lo - 1, hi
+        return self.numbering.indices(self.range_from.value(), self.range_to.value())
 
     def set_slice_range(self, start: int, stop: int) -> None:
-        self.range_from.setValue(start + 1)
-        self.range_to.setValue(stop)
+        lo, hi = self.numbering.span(start, stop)
+        self.range_from.setValue(lo)
+        self.range_to.setValue(hi)
 
     def _scope_changed(self) -> None:
         show = self.current_scope == "range"

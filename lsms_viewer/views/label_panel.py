@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from lsms_viewer.display.slice_numbers import SliceNumbering
 from lsms_viewer.state.document import Document, Label
 from lsms_viewer.state.provenance import DRAWN_BY_HAND, IMPORTED, model_found_something, origin
 
@@ -51,9 +52,10 @@ class LabelPanel(QWidget):
     rerun_requested = Signal(int)  # label id whose words the user wants to edit and run again
     overlay_mode_changed = Signal(str)
 
-    def __init__(self, document: Document, parent: QWidget | None = None):
+    def __init__(self, document: Document, parent: QWidget | None = None, numbering: SliceNumbering | None = None):
         super().__init__(parent)
         self.document = document
+        self.numbering = numbering or SliceNumbering()  # the slice numbers the view shows
         self._updating = False
 
         self.fill_button = QPushButton("Fill")
@@ -163,6 +165,10 @@ class LabelPanel(QWidget):
         label_id = self.table.item(rows[0].row(), COL_NAME).data(_ID_ROLE)
         return self.document.label(label_id) if self.document.has_label(label_id) else None
 
+    def refresh_numbers(self) -> None:
+        """The slice numbers shown changed (head-first numbering): rewrite what quotes them."""
+        self._rebuild()
+
     def set_overlay_mode(self, mode: str) -> None:
         (self.fill_button if mode == "fill" else self.outline_button).setChecked(True)
 
@@ -204,7 +210,8 @@ class LabelPanel(QWidget):
         run.setFlags(run.flags() & ~Qt.ItemFlag.ItemIsEditable)
         run.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if label.run is not None:
-            run.setToolTip(f"checkpoint {label.run.checkpoint}, slices {label.run.slices[0] + 1}–{label.run.slices[1]}")
+            run.setToolTip(f"checkpoint {label.run.checkpoint}, slices "
+                           f"{self.numbering.span_text(*label.run.slices)}")
         for col, item in ((COL_VISIBLE, visible), (COL_NAME, name), (COL_EXPRESSION, expression), (COL_TIME, run)):
             self.table.setItem(row, col, item)
 
@@ -283,7 +290,7 @@ class LabelPanel(QWidget):
         voxels = int(label.mask.sum())
         ml = voxels * volume.spacing[0] * volume.spacing[1] * volume.spacing[2] / 1000.0
         extent = label.slice_extent()
-        where = f"slices {extent.start + 1}–{extent.stop}" if extent else "empty"
+        where = f"slices {self.numbering.span_text(extent.start, extent.stop)}" if extent else "empty"
         lines = [f"<b>{label.name.replace('<', '&lt;')}</b> · {voxels:,} voxels · {ml:.2f} mL · {where} · "
                  f"{origin(label)}"]
         if model_found_something(label):

@@ -134,6 +134,7 @@ class MeasurePanel(QWidget):
         # once (they must never sit over another slice) and the slice is measured when scrolling pauses.
         slice_view.slice_changed.connect(self._hide_stale_axes)
         slice_view.slice_settled.connect(lambda _k: self.refresh())
+        slice_view.numbering_changed.connect(self.schedule)
 
     def _hide_stale_axes(self, _k: int) -> None:
         self.overlay.show([])
@@ -181,7 +182,8 @@ class MeasurePanel(QWidget):
         def fmt(key, spec):
             return format(v[key], spec) if v.get(key) is not None else "–"
 
-        slices = f"{v['first_slice'] + 1}–{v['last_slice'] + 1}" if "first_slice" in v else "–"
+        numbering = self.slice_view.numbering
+        slices = numbering.span_text(v["first_slice"], v["last_slice"] + 1) if "first_slice" in v else "–"
         hu = f"{v['hu_mean']:.0f} ± {v['hu_std']:.0f}" if v.get("hu_mean") is not None else "–"
         density = f"{v['density']} ({v['density_diff_hu']:+.0f} HU)" if "density" in v else "–"
         pieces = v.get("pieces") or []

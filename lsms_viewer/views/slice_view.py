@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from lsms_viewer.display.overlay import compose_slice, lookup_table
+from lsms_viewer.display.slice_numbers import SliceNumbering, head_is_last
 from lsms_viewer.display.windowing import SliceRenderer, Window, matching_preset
 from lsms_viewer.qt_compat import ensure_none_reserve, install_none_guard
 from lsms_viewer.state.document import Document, Label
@@ -134,6 +135,7 @@ class SliceView(QWidget):
     window_changed = Signal(object)  # Window
     cursor_moved = Signal(object)  # CursorInfo or None
     overlay_changed = Signal()
+    numbering_changed = Signal()  # slice numbers shown changed (another study, or head-first numbering)
 
     def __init__(self, document: Document, parent: QWidget | None = None):
         super().__init__(parent)
@@ -150,6 +152,9 @@ class SliceView(QWidget):
         # The image point under a mouse inside the canvas ((col, row) pixels), so the readout follows a
         # slice change made with the wheel or keys while the mouse stays still.
         self._hover: tuple[float, float] | None = None
+        #: the slice numbers shown (array order, or head first); other views read it for their numbers
+        self.numbering = SliceNumbering()
+        self._head_first = False
         self._settle_timer = QTimer(self)
         self._settle_timer.setSingleShot(True)
         self._settle_timer.setInterval(self.SETTLE_MS)
@@ -270,6 +275,22 @@ class SliceView(QWidget):
                 self.cursor_moved.emit(self.cursor_info_at(*self._hover))
             self._settle_timer.start()
 
+    @property
+    def head_first(self) -> bool:
+        return self._head_first
+
+    def set_head_first(self, on: bool) -> None:
+        """Number slices from the head (slice 1 = most superior), as many PACS do; off: array order."""
+        self._head_first = bool(on)
+        self._update_numbering()
+
+    def _update_numbering(self) -> None:
+        volume = self.document.volume
+        self.numbering.count = volume.shape[0] if volume is not None else 1
+        self.numbering.reverse = self._head_first and head_is_last(volume)
+        self._update_position_text()
+        self.numbering_changed.emit()
+
     def _emit_settled(self) -> None:
         self.slice_settled.emit(self._slice)
 
@@ -371,7 +392,7 @@ class SliceView(QWidget):
         self._update_lut()
         self._draw_overlay()  # places the overlay crop itself
         self._update_orientation()
-        self._update_position_text()
+        self._update_numbering()
         self._update_window_text()
         meta = volume.meta or {}
         title = " · ".join(str(v) for v in (meta.get("modality"), meta.get("series_description")) if v)
@@ -412,9 +433,11 @@ class SliceView(QWidget):
         if volume is None:
             return
         z = float(volume.index_to_world((0, 0, self._slice))[2])
-        text = f"{self._slice + 1:>4} / {volume.shape[0]}   z {z:+8.1f} mm"
+        n = self.numbering.number(self._slice)
+        text = f"{n:>4} / {volume.shape[0]}   z {z:+8.1f} mm"
         self.position_label.setText(text)
-        self._corners["bottom_left"].setText(f"Slice {self._slice + 1} / {volume.shape[0]}\nz {z:+.1f} mm")
+        order = " (head first)" if self.numbering.reverse else ""
+        self._corners["bottom_left"].setText(f"Slice {n} / {volume.shape[0]}{order}\nz {z:+.1f} mm")
         self._place_texts()
 
     def _update_window_text(self) -> None:
