@@ -5,6 +5,11 @@ phantom written to a NIfTI first. When trained demo weights are installed, the l
 own output for the demo expression; otherwise the demo case's reference mask is imported (or the
 phantom's exact lesion masks are used) and named as such, never presented as a model result, and the
 window's notice says the weights are missing. A run in progress is shown with whatever checkpoint exists (a random one if none).
+
+``--ct PATH`` renders another study instead (a DICOM folder or a volume file), ``--labels MASK`` imports a
+mask on its grid through File ▸ Import labels (named as a reference mask), ``--words`` puts an expression
+in the box and runs the model on the shown slice, ``--slice N`` shows slice N (1-based, file order), and
+``--credit TEXT`` shows a line in the window's banner (the README's 3D-IRCADb screenshots carry its credit).
 """
 
 from __future__ import annotations
@@ -57,7 +62,8 @@ def _best_slice(mask) -> int:
     return int(np.argmax(mask.sum(axis=(1, 2))))
 
 
-def render(out: Path, work: Path) -> list[Path]:
+def render(out: Path, work: Path, ct: Path | None = None, labels: Path | None = None, words: str | None = None,
+           slice_number: int | None = None, credit: str | None = None) -> list[Path]:
     from PySide6.QtCore import QSettings
 
     from lsms_core.volume import save_volume
@@ -79,6 +85,12 @@ def render(out: Path, work: Path) -> list[Path]:
     window.show()
     _settle(app)
     written.append(_save(window, out / "empty.png"))
+
+    if ct is not None:
+        written += _render_study(app, viewer, out, ct, labels, words or demo.expression, slice_number, credit)
+        window.close()
+        _settle(app)
+        return written
 
     # 2. A study with labels: the model's result with trained weights, else the phantom's own lesions.
     if demo.ct_path is not None:
@@ -155,16 +167,70 @@ def render(out: Path, work: Path) -> list[Path]:
     return written
 
 
+def _render_study(app, viewer, out: Path, ct: Path, labels: Path | None, words: str, slice_number: int | None,
+                  credit: str | None) -> list[Path]:
+    """main.png, outline_zoom.png and running.png of the study at ``ct`` (see the module's docstring)."""
+    window, opening, segmentation = viewer.window, viewer.opening, viewer.segmentation
+    written = []
+    if credit:
+        window.show_notice(credit, key="credit")
+    opening.open_path(ct)
+    _wait(app, lambda: window.document.volume is not None and not opening.is_loading())
+    if labels is not None:
+        if not opening.import_labels(labels):
+            raise SystemExit(f"{labels}: could not be imported ({window.last_error})")
+        for label in window.document.labels:
+            window.document.update_label(label.id, name=f"{label.name} (reference mask)")
+    if slice_number is not None:
+        window.slice_view.set_slice(slice_number - 1)
+    elif window.document.labels:
+        window.slice_view.set_slice(_best_slice(window.document.labels[-1].mask))
+    window.apply_preset("liver")
+    window.expression_bar.set_words(words)
+    if segmentation.engine is not None:
+        window.expression_bar.set_scope("slice")
+        segmentation.segment(words, "slice")
+        _wait(app, lambda: not segmentation.is_segmenting(), timeout_s=600)
+    rows = window.label_panel.table.rowCount()
+    if rows:
+        window.label_panel.table.selectRow(rows - 1)
+    _settle(app)
+    written.append(_save(window, out / "main.png"))
+
+    window.set_overlay_mode("outline")
+    window.slice_view.zoom(0.55)
+    _settle(app)
+    written.append(_save(window, out / "outline_zoom.png"))
+    window.set_overlay_mode("fill")
+    window.slice_view.reset_view()
+
+    if segmentation.engine is not None:
+        window.expression_bar.set_scope("range")
+        segmentation.segment(words, "range")
+        _wait(app, lambda: window.expression_bar.progress.maximum() > 0 and window.expression_bar.progress.value() > 0,
+              timeout_s=600)
+        _settle(app)
+        written.append(_save(window, out / "running.png"))
+        segmentation.cancel()
+        _wait(app, lambda: not segmentation.is_segmenting(), timeout_s=600)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lsms_viewer.bench.screenshots", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"), help="folder for the PNGs")
     parser.add_argument("--scale", type=float, default=1.0, help="device pixel ratio (2 = HiDPI screenshots)")
+    parser.add_argument("--ct", type=Path, help="render this study (DICOM folder or volume file) instead of the demo")
+    parser.add_argument("--labels", type=Path, help="a mask on the study's grid to import (a reference mask)")
+    parser.add_argument("--words", help="the expression in the box (run on the shown slice)")
+    parser.add_argument("--slice", type=int, help="the slice to show (1-based, file order)")
+    parser.add_argument("--credit", help="a line for the window's banner (e.g. the data set's credit)")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if args.scale != 1.0:
         os.environ["QT_SCALE_FACTOR"] = str(args.scale)
     with tempfile.TemporaryDirectory() as work:
-        for path in render(args.out, Path(work)):
+        for path in render(args.out, Path(work), args.ct, args.labels, args.words, args.slice, args.credit):
             print(path)
     return 0
 

@@ -59,6 +59,10 @@ EXPRESSION_ROWS = (("Full", None), ("50 %", 0.5), ("25 %", 0.25))
 
 def _combo(values, labels=None) -> QComboBox:
     box = QComboBox()
+    # Sized by a short text, not the longest choice ("arterial enhancement with washout"): the form must fit
+    # a narrow dock without being cut at its right edge.
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(8)
     box.addItem("—", "")
     for value in values:
         box.addItem((labels or {}).get(value, value), value)
@@ -89,6 +93,7 @@ class AnnotationPanel(QWidget):
         self.title = QLabel("No active label")
         self.title.setWordWrap(True)
         self.slice_label = QLabel("–")
+        self.slice_label.setWordWrap(True)
         self.use_slice = QPushButton("Annotate this slice")
         self.use_slice.setToolTip("The slice exported for this lesion (default: its largest long axis)")
         self.use_slice.clicked.connect(self.use_current_slice)
@@ -113,7 +118,7 @@ class AnnotationPanel(QWidget):
         self.scroll.setWidget(content)
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)  # never cut silently
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self.scroll)

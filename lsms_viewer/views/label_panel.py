@@ -203,7 +203,7 @@ class LabelPanel(QWidget):
         name = QTableWidgetItem(_swatch(label.color), label.name)
         name.setData(_ID_ROLE, label.id)
         name.setToolTip(f"{label.name}\n\nDouble-click to rename; Colour… changes the colour")
-        expression = QTableWidgetItem(label.expression or "(drawn or imported)")
+        expression = QTableWidgetItem(label.expression or "—")
         expression.setFlags(expression.flags() & ~Qt.ItemFlag.ItemIsEditable)
         expression.setToolTip(label.expression or "This label was not produced from an expression")
         run = QTableWidgetItem(run_text(label))

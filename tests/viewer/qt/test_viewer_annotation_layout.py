@@ -35,6 +35,9 @@ def test_annotation_mode_keeps_the_window_and_the_labels_table(qtbot, volume):
     assert viewer.annotation_dock.isVisible()
     assert win.size() == size
     assert table.viewport().height() // table.rowHeight(0) >= 3  # the labels stay usable beside the form
+    # The form fits the dock's width: nothing cut at its right edge (combos sized by a short text).
+    form = viewer.annotation_panel
+    assert form.use_slice.geometry().right() <= form.scroll.viewport().width()
     # Every warning is readable: the form scrolls instead of clipping them.
     form = viewer.annotation_panel
     form.expression_edits[0].setText("the hyperdense 9 cm lesion in segment III of the left lobe")
