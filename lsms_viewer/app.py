@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # Qt is imported when a viewer is built, never by ``lsms --he
     from PySide6.QtGui import QAction
     from PySide6.QtWidgets import QDockWidget
 
+    from lsms_viewer.controllers.candidates import CandidatesController
     from lsms_viewer.controllers.editing import EditingController
     from lsms_viewer.controllers.export import ExportController
     from lsms_viewer.controllers.opening import OpeningController
@@ -107,6 +108,8 @@ class Viewer:
     measure_dock: QDockWidget
     annotation_dock: QDockWidget
     annotation_mode_action: QAction  # Tools ▸ Annotation mode (shows the annotation dock)
+    candidates: CandidatesController
+    candidates_dock: QDockWidget
 
 
 def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", threshold: float | None = None,
@@ -115,6 +118,7 @@ def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", thr
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QKeySequence
 
+    from lsms_viewer.controllers.candidates import CandidatesController
     from lsms_viewer.controllers.editing import EditingController, undo_budget_bytes
     from lsms_viewer.controllers.export import ExportController
     from lsms_viewer.controllers.opening import OpeningController
@@ -167,12 +171,18 @@ def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", thr
     window.menus["tools"].addSeparator()
     window.menus["tools"].addAction(annotation_mode_action)
 
+    candidates = CandidatesController(window, history, engine_of=lambda: segmentation.engine)
+    segmentation.result_applied.connect(candidates.show_result)
+    candidates_dock = window.add_dock(candidates.panel, "Candidates", Qt.DockWidgetArea.BottomDockWidgetArea)
+    window.tabifyDockWidget(measure_dock, candidates_dock)
+    segmentation.result_applied.connect(lambda *_: candidates_dock.raise_())
+
     recovery = RecoveryController(window, history, autosaver, open_path=opening.open_path)
     window.finish_menus()
     window.restore_layout()  # after every panel exists, so their sizes and places come back too
     return Viewer(window, document, history, autosaver, opening, export, segmentation, editing, recovery,
                   measure_panel, annotation_panel, editing_dock, measure_dock, annotation_dock,
-                  annotation_mode_action)
+                  annotation_mode_action, candidates, candidates_dock)
 
 
 def create_viewer(args: argparse.Namespace) -> Viewer:

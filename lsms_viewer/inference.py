@@ -22,6 +22,13 @@ from lsms_core.errors import Cancelled
 VIEWER_MAX_BATCH = 4
 
 
+def refiner_installed() -> bool:
+    """Whether the box-prompted refiner's weights are installed (what Refine "auto" needs)."""
+    from lsms_core.refiner import available
+
+    return available()
+
+
 class EngineHost:
     """A lazily loaded Segmenter for one checkpoint and device (thread-safe, Qt-free).
 
@@ -29,7 +36,7 @@ class EngineHost:
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "auto", threshold: float | None = None,
-                 threads: int | None = None, one_region: bool = True):
+                 threads: int | None = None, one_region: bool = True, refine: str = "auto"):
         self.checkpoint = checkpoint
         self.device_choice = device
         self.threshold = threshold
@@ -37,7 +44,11 @@ class EngineHost:
         # The words name one lesion: keep the connected region with the most probability (as
         # `lsms segment` does). False keeps every region above the threshold (Tools menu).
         self.one_region = one_region
+        # The box-prompted refiner that redraws the chosen lesion: "auto" (when its weights are installed),
+        # "on" (an error when they are not) or "off" (the network's own, coarser mask).
+        self.refine = refine
         self._segmenter = None
+        self._refiner = None
         self._lock = threading.Lock()
 
     @property
@@ -57,6 +68,21 @@ class EngineHost:
                 self._segmenter = Segmenter.from_checkpoint(self.checkpoint, device=self.device_choice,
                                                             threads=self.threads)
             return self._segmenter
+
+    def get_refiner(self):
+        """The refiner to run after the network, loaded on first use; None when switched off (or "auto"
+        without its weights)."""
+        if self.refine == "off":
+            return None
+        from lsms_core.refiner import Refiner, available
+
+        if self.refine == "auto" and not available():
+            return None
+        device = self.get().device  # the network's device, so both stages share the GPU (or the CPU)
+        with self._lock:
+            if self._refiner is None:
+                self._refiner = Refiner.load("medsam-lite", device=device)
+            return self._refiner
 
     def describe(self) -> str:
         """One line for the status bar."""
@@ -88,33 +114,99 @@ class SegmentResult:
     checkpoint: str
     trained: bool
     notes: list[str] = field(default_factory=list)
+    raw_mask: np.ndarray | None = None  # what the network and the resolver chose, before the refiner
+    stages: list[str] = field(default_factory=list)  # e.g. ["lsms", "candidates", "medsam-lite"]
+    # Every lesion the network saw in the run (lsms_core.referring.candidates.Candidate; their slices are
+    # volume indices, their regions relative to request.start), which one the words chose, and the close
+    # runners-up when ambiguous.
+    candidates: list = field(default_factory=list)
+    status: str = ""  # found | ambiguous | not found | all regions
+    chosen: int | None = None
+    alternatives: list[int] = field(default_factory=list)
+    boxes: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)  # volume slice -> refiner box
 
 
 def segment_slices(host: EngineHost, request: SegmentRequest,
                    progress: Callable[[int, int], None] | None = None,
                    cancel: Callable[[], bool] | None = None) -> SegmentResult:
-    """Run ``request`` to the end: load the model if needed, predict, keep the referred region (when
-    ``host.one_region``), paste onto the volume's grid. Raises ``Cancelled`` and the engine's errors."""
+    """Run ``request`` to the end through the pipeline ``lsms segment`` runs (lsms_core.referring): the
+    network on the chosen slices, its candidates, the one the words mean (when ``host.one_region``), the
+    refiner's outline of it (when on), pasted onto the volume's grid. Raises ``Cancelled`` and the engine's
+    errors."""
+    from lsms_core.referring.pipeline import iter_refer
+
     segmenter = host.get()
+    refiner = host.get_refiner() if host.one_region else None
     if cancel is not None and cancel():
         raise Cancelled("segmentation", "cancelled before the first slice")
     volume = request.volume
     slices = volume.array[request.start:request.stop]
+    sx, sy, sz = volume.spacing
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         batch = request.batch_size or min(segmenter.default_batch_size(), VIEWER_MAX_BATCH)
-        prediction = segmenter.predict(slices, request.expression, batch_size=batch, threshold=host.threshold,
-                                       progress=progress, cancel=cancel)
-    notes = list(prediction.notes) + [str(w.message) for w in caught]
-    masks = np.asarray(prediction.masks, dtype=bool)
-    if host.one_region:
-        from lsms_core.postprocess import keep_referred_lesion
-
-        referred = keep_referred_lesion(prediction.probs, masks)
-        masks = referred.mask
-        if referred.note():
-            notes.append(referred.note())
+        gen = iter_refer(segmenter, slices, request.expression, (sz, sy, sx),
+                         keep="referred" if host.one_region else "all", refiner=refiner, batch_size=batch,
+                         threshold=host.threshold, cancel=cancel, slice_offset=request.start)
+        while True:
+            try:
+                done, total = next(gen)
+            except StopIteration as stop:
+                referral = stop.value
+                break
+            if progress is not None:
+                progress(done, total)
+    notes = list(referral.notes) + [str(w.message) for w in caught]
     mask = np.zeros(volume.shape, bool)
-    mask[request.start:request.stop] = masks
-    return SegmentResult(request=request, mask=mask, seconds=float(prediction.seconds), device=prediction.device,
-                         checkpoint=segmenter.name, trained=segmenter.trained, notes=notes)
+    mask[request.start:request.stop] = referral.mask
+    raw = np.zeros(volume.shape, bool)
+    raw[request.start:request.stop] = referral.raw_mask
+    resolution = referral.resolution
+    return SegmentResult(request=request, mask=mask, seconds=float(referral.seconds),
+                         device=referral.prediction.device, checkpoint=segmenter.name, trained=segmenter.trained,
+                         notes=notes, raw_mask=raw, stages=list(referral.stages),
+                         candidates=list(resolution.candidates) if resolution is not None else [],
+                         status=referral.status,
+                         chosen=resolution.chosen.number if resolution is not None and resolution.chosen else None,
+                         alternatives=[a.number for a in resolution.alternatives] if resolution is not None else [],
+                         boxes={k + request.start: v for k, v in referral.boxes.items()})
+
+
+def candidate_mask(result: SegmentResult, number: int) -> np.ndarray:
+    """Candidate ``number`` of ``result`` on the whole volume's grid (what "take #2" puts in the label)."""
+    for c in result.candidates:
+        if c.number == number:
+            mask = np.zeros(result.mask.shape, bool)
+            mask[result.request.start:result.request.stop] = c.full_mask
+            return mask
+    raise KeyError(f"no candidate #{number} in this run")
+
+
+def take_candidate(host: EngineHost, result: SegmentResult, number: int,
+                   progress: Callable[[int, int], None] | None = None,
+                   cancel: Callable[[], bool] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Candidate ``number`` of ``result`` as a label mask on the volume's grid, redrawn by the refiner when
+    it is on (as the chosen one was), and the stages that made it."""
+    mask = candidate_mask(result, number)
+    refiner = host.get_refiner()
+    stages = ["lsms", "candidates"]
+    if refiner is None:
+        return mask, stages
+    req = result.request
+    slices = req.volume.array[req.start:req.stop]
+    raw = mask[req.start:req.stop]
+    sx, sy, sz = req.volume.spacing
+    # The run's probabilities are not kept (a volume's worth of floats per run): the candidate's own region
+    # is the refiner's prompt.
+    gen = refiner.refine_region(slices, raw, raw.astype(np.float32), (sz, sy, sx), cancel=cancel)
+    while True:
+        try:
+            done, total = next(gen)
+        except StopIteration as stop:
+            refined = stop.value
+            break
+        if progress is not None:
+            progress(done, total)
+    out = np.zeros(result.mask.shape, bool)
+    out[req.start:req.stop] = refined.mask
+    return out, stages + [refiner.name]

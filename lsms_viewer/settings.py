@@ -107,6 +107,19 @@ def set_keep_one_region(on: bool) -> None:
     s.sync()
 
 
+def refine_with_refiner() -> bool:
+    """Tools > Refine with LiteMedSAM (on by default: it draws the lesion's edge far better than the
+    network's coarse map)."""
+    value = settings().value("model/refine", True)
+    return value if isinstance(value, bool) else str(value).lower() != "false"
+
+
+def set_refine_with_refiner(on: bool) -> None:
+    s = settings()
+    s.setValue("model/refine", bool(on))
+    s.sync()
+
+
 def recent_files() -> list[str]:
     value = settings().value("recent/files", [])
     if isinstance(value, str):  # QSettings returns a bare string for a one-element list in INI files

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog
 from lsms_core.errors import LSMSError
 from lsms_viewer import settings as user_settings
 from lsms_viewer.actions import make_action
-from lsms_viewer.inference import EngineHost, SegmentRequest, SegmentResult
+from lsms_viewer.inference import EngineHost, SegmentRequest, SegmentResult, refiner_installed
 from lsms_viewer.main_window import MainWindow
 from lsms_viewer.state.document import RunInfo, auto_name
 from lsms_viewer.state.history import UndoHistory
@@ -68,6 +68,7 @@ def _legacy_name(expression: str) -> str:
 class SegmentationController(QObject):
     started = Signal()
     applied = Signal(int, object)  # label id, previous mask (None = a new label)
+    result_applied = Signal(int, object)  # label id, SegmentResult (its candidates, for the Candidates panel)
     done = Signal(str)  # "finished", "failed" or "cancelled": always emitted once per run
     busy_changed = Signal()
 
@@ -82,11 +83,14 @@ class SegmentationController(QObject):
         self._device_choice = device
         self._threshold = threshold
         self._one_region = user_settings.keep_one_region()
+        self._refine = "auto" if user_settings.refine_with_refiner() else "off"
         self.engine: EngineHost | None = engine
         if self.engine is None and checkpoint is not None:
-            self.engine = EngineHost(checkpoint, device=device, threshold=threshold, one_region=self._one_region)
+            self.engine = EngineHost(checkpoint, device=device, threshold=threshold, one_region=self._one_region,
+                                     refine=self._refine)
         elif self.engine is not None:
             self.engine.one_region = self._one_region
+            self._refine = self.engine.refine  # an engine handed over keeps its own refiner choice
         self._run: _Run | None = None
         self._running_text = ""
         self._default_checkpoint = False  # the engine is the default checkpoint ('demo'), not one asked for
@@ -124,6 +128,12 @@ class SegmentationController(QObject):
             tip="The words name one lesion: keep the connected region the model is surest of. "
                 "Off: keep every region above the threshold", checkable=True)
         self.one_region_action.setChecked(self._one_region)
+        self.refine_action = make_action(
+            w, "Refine with &LiteMedSAM", self.set_refine,
+            tip="Redraw the chosen lesion's edge with LiteMedSAM from a box around the network's region "
+                "(two-stage; needs the refiner's weights). Off: the network's own, coarser mask",
+            checkable=True)
+        self.refine_action.setChecked(self._refine != "off")
         tools = w.menus["tools"]
         tools.addAction(self.focus_expression_action)
         tools.addAction(self.cancel_action)
@@ -131,6 +141,7 @@ class SegmentationController(QObject):
         tools.addAction(self.checkpoint_action)
         tools.addAction(self.threshold_action)
         tools.addAction(self.one_region_action)
+        tools.addAction(self.refine_action)
         self.device_menu = tools.addMenu("&Device")
         self.device_actions: dict[str, QAction] = {}
         group = QActionGroup(w)
@@ -286,7 +297,7 @@ class SegmentationController(QObject):
             return
         run_info = RunInfo(expression=req.expression, seconds=result.seconds, device=result.device,
                            checkpoint=result.checkpoint, trained=result.trained, slices=(req.start, req.stop),
-                           notes=list(result.notes), mask=PackedMask.of(result.mask))
+                           notes=list(result.notes), mask=PackedMask.of(result.mask), stages=list(result.stages))
         with self.history.model_run(run_info):
             if req.label_id is not None and self.document.has_label(req.label_id):
                 label = self.document.label(req.label_id)
@@ -311,11 +322,14 @@ class SegmentationController(QObject):
         found = (f"{voxels:,} voxels ({voxels * volume.voxel_volume_ml:.2f} mL)" if voxels
                  else "nothing found on these slices")
         untrained = " · untrained weights: the mask is not meaningful" if not result.trained else ""
+        if len(result.stages) > 2:
+            untrained += f" · outlined by {result.stages[-1]}"
         self.bar.show_message(f"“{req.expression}”: {found} in {result.seconds:.1f} s on {result.device}{untrained}")
         for note in result.notes:
             self.window.statusBar().showMessage(note, 10000)
         self._end_run("finished")
         self.applied.emit(label_id, previous)
+        self.result_applied.emit(label_id, result)
 
     def _on_failed(self, title: str, message: str) -> None:
         self.bar.show_message(f"{title}.", error=True)
@@ -425,7 +439,7 @@ class SegmentationController(QObject):
             self.window.show_error("Cannot use this checkpoint", f"{exc.what}\n\n{exc.why}")
             return
         self.engine = EngineHost(resolved, device=self._device_choice, threshold=self._threshold,
-                                 one_region=self._one_region)
+                                 one_region=self._one_region, refine=self._refine)
         self.window.clear_notice("model")
         self._update_device_label()
         self._update_actions()
@@ -465,6 +479,19 @@ class SegmentationController(QObject):
         what = "only the referred region" if self._one_region else "every region above the threshold"
         self.window.statusBar().showMessage(f"Segmentation keeps {what} (applies to the next run).", 8000)
 
+    def set_refine(self, on: bool) -> None:
+        """Two-stage runs (the refiner redraws the chosen lesion) from the next run on; remembered."""
+        self._refine = "auto" if on else "off"
+        user_settings.set_refine_with_refiner(bool(on))
+        if self.engine is not None:
+            self.engine.refine = self._refine
+        self.refine_action.setChecked(bool(on))
+        if on and not refiner_installed():
+            what = "LiteMedSAM's weights are not installed: runs keep the network's own mask"
+        else:
+            what = "the chosen lesion is redrawn by LiteMedSAM" if on else "runs keep the network's own mask"
+        self.window.statusBar().showMessage(f"Refine: {what} (applies to the next run).", 8000)
+
     def set_device(self, device: str) -> None:
         """Run the model on ``device`` from the next run on (the model is reloaded there)."""
         if self._refuse_while_running():
@@ -474,6 +501,6 @@ class SegmentationController(QObject):
             self.device_actions[device].setChecked(True)
         if self.engine is not None and self.engine.device_choice != device:
             self.engine = EngineHost(self.engine.checkpoint, device=device, threshold=self._threshold,
-                                     one_region=self._one_region)
+                                     one_region=self._one_region, refine=self._refine)
         self._update_device_label()
         self.window.statusBar().showMessage(f"The model will run on {device} from the next run.", 8000)

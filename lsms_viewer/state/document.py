@@ -91,6 +91,9 @@ class RunInfo:
     finished_at: float = field(default_factory=time.time)
     #: the mask as the model gave it (before any hand edit), for the provenance of annotation exports
     mask: PackedMask | None = field(default=None, repr=False)
+    #: what made the mask: "lsms" (the network), "candidates" (the words resolved among the lesions it saw),
+    #: the refiner's name when it redrew the lesion
+    stages: list[str] = field(default_factory=list)
 
 
 @dataclass(eq=False)

@@ -38,7 +38,8 @@ def engine(tmp_path_factory):
     from lsms_viewer.inference import EngineHost
 
     folder = create_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "random", input_size=64, seed=0)
-    host = EngineHost(folder, device="cpu", threads=1)
+    # The refiner is off here (LiteMedSAM costs seconds per slice); the candidates tests switch it on.
+    host = EngineHost(folder, device="cpu", threads=1, refine="off")
     volume, _ = synthetic_abdomen(shape=(2, 96, 112), spacing=(3.0, 2.5, 5.0), seed=1)
     probs = host.get().predict(volume.array[0], "the low-density nodule in the right lobe").probs
     host.threshold = float(np.median(probs))

@@ -39,11 +39,13 @@ def _run(viewer: Viewer, qtbot, words: str, scope: str, timeout: int = 60000) ->
     return blocker.args[0]
 
 
-def _referred(prediction):
-    """What the viewer keeps: the most probable connected region (the one lesion the words name)."""
-    from lsms_core.postprocess import keep_referred_lesion
+def _referred(engine, volume, slices: slice, words: str, threshold: float | None = None):
+    """What the viewer keeps: the pipeline ``lsms segment`` runs (the candidate the words mean)."""
+    from lsms_core.referring.pipeline import refer
 
-    return keep_referred_lesion(prediction.probs, prediction.masks).mask
+    sx, sy, sz = volume.spacing
+    return refer(engine.segmenter, volume.array[slices], words, (sz, sy, sx),
+                 threshold=engine.threshold if threshold is None else threshold).mask
 
 
 def test_enter_runs_the_model_in_a_worker_and_adds_a_label(seg_viewer, qtbot, engine):
@@ -63,7 +65,7 @@ def test_enter_runs_the_model_in_a_worker_and_adds_a_label(seg_viewer, qtbot, en
     labels = win.document.labels
     assert len(labels) == 1
     label = labels[0]
-    expected = _referred(engine.segmenter.predict(volume.array[k], WORDS, threshold=engine.threshold))
+    expected = _referred(engine, volume, slice(k, k + 1), WORDS)[0]
     assert np.array_equal(label.mask[k], expected)
     assert expected.any() and not label.mask[np.arange(volume.shape[0]) != k].any()
     assert label.expression == WORDS
@@ -99,7 +101,7 @@ def test_rerun_with_edited_words_replaces_the_mask(seg_viewer, qtbot, engine):
         QTest.keyClick(win.expression_bar.edit, Qt.Key.Key_Return)
     assert len(win.document.labels) == 1  # replaced, not added
     assert label.expression == new_words and label.name.startswith("the larger hypodense")
-    expected = _referred(engine.segmenter.predict(volume.array[3:6], new_words, threshold=engine.threshold))
+    expected = _referred(engine, volume, slice(3, 6), new_words)
     assert np.array_equal(label.mask[3:6], expected)
     assert applied and applied[0][0] == label.id and np.array_equal(applied[0][1], before)
     assert win.expression_bar.rerun_label_id is None
@@ -211,9 +213,7 @@ def test_detection_threshold_applies_to_the_next_run(seg_viewer, qtbot, engine):
     finally:
         engine.threshold = saved
     mask = win.document.labels[0].mask[k]
-    from lsms_core.postprocess import keep_referred_lesion
-
-    assert np.array_equal(mask, keep_referred_lesion(probs, probs > high).mask)
+    assert np.array_equal(mask, _referred(engine, win.document.volume, slice(k, k + 1), WORDS, high)[0])
     assert mask.any() and mask.mean() < 0.15  # within the top tenth of the slice
     assert not (mask & (probs <= high)).any()
 
