@@ -84,9 +84,9 @@ class ExpressionBar(QWidget):
         self.cancel_button.setToolTip("Stop after the current batch (Esc); existing labels are kept")
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.cancel_button.hide()
-        # The status row keeps the height of its progress bar and Cancel button when they are hidden, so
-        # the image above does not jump when a run starts or ends.
-        for widget in (self.progress, self.cancel_button):
+        # The rows keep the height of the progress bar, Cancel and the range boxes when they are hidden, so
+        # the image above does not jump when a run starts or ends or the scope changes.
+        for widget in (self.progress, self.cancel_button, self.range_from, self.range_dash, self.range_to):
             policy = widget.sizePolicy()
             policy.setRetainSizeWhenHidden(True)
             widget.setSizePolicy(policy)

@@ -49,6 +49,10 @@ def test_a_cancelled_run_says_cancelled_once_and_the_image_stays_put(seg_viewer,
     assert text.startswith("Cancelled after ") and "cancelled" not in text.lower()[1:], text
     assert heights and all(rect == image_rect for rect in heights)  # no jump when the progress row shows
     assert win.slice_view.canvas.geometry() == image_rect  # nor when it goes
+    for scope in ("range", "slice", "volume"):  # nor when the range boxes come and go
+        bar.set_scope(scope)
+        qtbot.wait(10)
+        assert win.slice_view.canvas.geometry() == image_rect, scope
 
 
 def test_the_line_under_the_box_forgets_the_last_run_after_an_edit_or_another_study(seg_viewer, qtbot, study):
