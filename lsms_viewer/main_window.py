@@ -443,6 +443,8 @@ class MainWindow(QMainWindow):
         for action in actions:
             keys = ", ".join(seq.toString(QKeySequence.SequenceFormat.NativeText) for seq in action.shortcuts())
             what = action.text().replace("&", "").split("  (")[0].rstrip("…").strip()
+            if what.startswith(("Undo ", "Redo ")):  # "Undo brush stroke" names the step now, not the key
+                what = what.split(" ", 1)[0] + " the last step" if what.startswith("Undo") else "Redo"
             if keys and (keys, what) not in seen and what:
                 seen.add((keys, what))
                 rows.append((keys, what))
