@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # Qt is imported when a viewer is built, never by ``lsms --he
     from lsms_viewer.controllers.export import ExportController
     from lsms_viewer.controllers.opening import OpeningController
     from lsms_viewer.controllers.recovery import RecoveryController
+    from lsms_viewer.controllers.refining import RefiningController
     from lsms_viewer.controllers.segmentation import SegmentationController
     from lsms_viewer.inference import EngineHost
     from lsms_viewer.main_window import MainWindow
@@ -110,6 +111,7 @@ class Viewer:
     annotation_mode_action: QAction  # Tools ▸ Annotation mode (shows the annotation dock)
     candidates: CandidatesController
     candidates_dock: QDockWidget
+    refining: RefiningController
 
 
 def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", threshold: float | None = None,
@@ -123,6 +125,7 @@ def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", thr
     from lsms_viewer.controllers.export import ExportController
     from lsms_viewer.controllers.opening import OpeningController
     from lsms_viewer.controllers.recovery import RecoveryController, view_state_of
+    from lsms_viewer.controllers.refining import RefiningController
     from lsms_viewer.controllers.segmentation import SegmentationController
     from lsms_viewer.main_window import MainWindow
     from lsms_viewer.state.document import Document
@@ -177,12 +180,16 @@ def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", thr
     window.tabifyDockWidget(measure_dock, candidates_dock)
     segmentation.result_applied.connect(lambda *_: candidates_dock.raise_())
 
+    refining = RefiningController(window, history, engine_of=lambda: segmentation.engine)
+    editing.add_tool("box", "Box", "Shift+B", "Drag a rectangle around a lesion: LiteMedSAM draws it into the "
+                     "active label (a new label if none)", refining.tool)
+
     recovery = RecoveryController(window, history, autosaver, open_path=opening.open_path)
     window.finish_menus()
     window.restore_layout()  # after every panel exists, so their sizes and places come back too
     return Viewer(window, document, history, autosaver, opening, export, segmentation, editing, recovery,
                   measure_panel, annotation_panel, editing_dock, measure_dock, annotation_dock,
-                  annotation_mode_action, candidates, candidates_dock)
+                  annotation_mode_action, candidates, candidates_dock, refining)
 
 
 def create_viewer(args: argparse.Namespace) -> Viewer:

@@ -69,16 +69,21 @@ class EngineHost:
                                                             threads=self.threads)
             return self._segmenter
 
-    def get_refiner(self):
+    def get_refiner(self, required: bool = False):
         """The refiner to run after the network, loaded on first use; None when switched off (or "auto"
-        without its weights)."""
-        if self.refine == "off":
-            return None
+        without its weights). ``required`` (the Box tool, Refine label): loaded whatever the switch says,
+        and a missing refiner is an error that says so."""
         from lsms_core.refiner import Refiner, available
 
-        if self.refine == "auto" and not available():
+        if not required and (self.refine == "off" or (self.refine == "auto" and not available())):
             return None
-        device = self.get().device  # the network's device, so both stages share the GPU (or the CPU)
+        # The network's device, so both stages share the GPU (or the CPU); the Box tool needs no network.
+        if self._segmenter is not None:
+            device = self._segmenter.device
+        else:
+            from lsms_core.device import resolve_device
+
+            device = resolve_device(self.device_choice)
         with self._lock:
             if self._refiner is None:
                 self._refiner = Refiner.load("medsam-lite", device=device)
@@ -210,3 +215,17 @@ def take_candidate(host: EngineHost, result: SegmentResult, number: int,
     out = np.zeros(result.mask.shape, bool)
     out[req.start:req.stop] = refined.mask
     return out, stages + [refiner.name]
+
+
+def segment_box(host: EngineHost, volume, k: int, box: tuple[int, int, int, int],
+                progress: Callable[[int, int], None] | None = None,
+                cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    """The refiner's lesion inside ``box`` ((x0, y0, x1, y1), inclusive voxel corners) on slice ``k`` of
+    ``volume``: a bool (H, W) mask on the slice's grid (what the Box tool and Refine label write)."""
+    refiner = host.get_refiner(required=True)
+    if cancel is not None and cancel():
+        raise Cancelled("box", "cancelled before the refiner ran")
+    mask = refiner.segment_box(np.asarray(volume.array[k]), box)
+    if progress is not None:
+        progress(1, 1)
+    return mask

@@ -135,6 +135,18 @@ class EditingController(QObject):
                                            if seq not in keep]
                 action.setShortcuts(keep)
 
+    def add_tool(self, key: str, text: str, shortcut: str, tip: str, tool: Tool) -> QAction:
+        """A tool another part brings (the Box tool): in the Tools menu, the toolbar and the tool group."""
+        self.tools[key] = tool
+        action = self._action(text, lambda _=False: self.set_tool(key), shortcut, f"{text} ({shortcut}): {tip}",
+                              checkable=True)
+        self.tool_group.addAction(action)
+        self.window.menus["tools"].addAction(action)
+        self.window.add_to_toolbar([action])
+        self.tool_actions[key] = action
+        self._drop_clashing_shortcuts()
+        return action
+
     def set_tool(self, key: str) -> None:
         """Give the left button to a tool: pan, brush, eraser, fill, keep, remove."""
         self.window.slice_view.set_tool(self.tools.get(key))
