@@ -60,6 +60,12 @@ class SegmentWorker(QObject):
         except LSMSError as exc:
             self.failed.emit("Segmentation failed", f"{exc.what}: {exc.why}")
         except Exception as exc:  # a bug must reach the user as a message, never kill the app
+            from lsms_core.engine import is_out_of_memory
+
+            if is_out_of_memory(exc):  # outside the engine's own recovery: candidates, the refiner
+                self.failed.emit("Not enough memory", f"{type(exc).__name__}: {exc}\n\nTry a smaller slice "
+                                 "range, switch off Tools ▸ Refine with LiteMedSAM, or close other programs.")
+                return
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             self.failed.emit("Segmentation failed unexpectedly",
                              f"{detail}\n\nExisting labels are unchanged. Details:\n{traceback.format_exc(limit=4)}")

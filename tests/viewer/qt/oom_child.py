@@ -25,7 +25,7 @@ from lsms_viewer.inference import EngineHost  # noqa: E402
 
 WORDS = "the larger low-density lesion in the right lobe"
 volume, masks = synthetic_abdomen(shape=(4, 96, 112), spacing=(3.0, 2.5, 5.0), seed=1)
-host = EngineHost(sys.argv[1], device="cpu", threads=1)
+host = EngineHost(sys.argv[1], device="cpu", threads=1, refine="off")  # the network's own OOM path
 host.get().predict(volume.array[0], WORDS)  # loads the model and caches the words' embedding
 viewer = build_viewer(engine=host)
 win = viewer.window
