@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from lsms_viewer.display.planes import PlaneGeometry
 from lsms_viewer.state.document import Label
 
 EDGE_BIT = 0x80
@@ -30,8 +31,9 @@ def edge_of(mask: np.ndarray) -> np.ndarray:
     return mask & ~interior
 
 
-def compose_slice(labels: Sequence[Label], k: int, out: np.ndarray) -> tuple[slice, slice] | None:
-    """Fill ``out`` (uint8, one slice's shape) with the index image of slice ``k``.
+def compose_slice(labels: Sequence[Label], k: int, out: np.ndarray,
+                  plane: PlaneGeometry | None = None) -> tuple[slice, slice] | None:
+    """Fill ``out`` (uint8, one slice's shape) with the index image of slice ``k`` (axial, or of ``plane``).
 
     Later labels are drawn over earlier ones; hidden labels are skipped. Returns the (rows, cols) bounding
     box of everything drawn, or None when the slice shows no label: the view then draws only that crop
@@ -42,7 +44,7 @@ def compose_slice(labels: Sequence[Label], k: int, out: np.ndarray) -> tuple[sli
     for label in labels:
         if not label.visible:
             continue
-        mask = label.mask[k]
+        mask = label.mask[k] if plane is None else plane.section(label.mask, k)
         rows = np.flatnonzero(mask.any(axis=1))
         if rows.size == 0:
             continue
