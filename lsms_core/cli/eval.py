@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--nonsense", type=int, default=0, metavar="N",
                         help="also try N nonsense expressions per slice with lesions and report how often the "
                              "answer is an empty mask with a note")
+    from lsms_core.cli.refine_option import add_refine_flag
+
+    add_refine_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -157,10 +160,13 @@ def run(args) -> int:
                           text_fraction=args.text_fraction, threshold=args.threshold, batch_size=args.batch_size,
                           device=seg.device, overlays=args.overlays, worst=args.worst, progress=progress)
     else:
+        from lsms_core.cli.refine_option import load_refiner
         from lsms_core.referring.scoring import evaluate_pipeline
 
+        refiner = load_refiner(args, seg.device, args.threads)
         result = evaluate_pipeline(seg, dataset, split=split, text_fraction=args.text_fraction,
-                                   threshold=args.threshold, nonsense=args.nonsense, progress=progress)
+                                   threshold=args.threshold, nonsense=args.nonsense, progress=progress,
+                                   refiner=refiner)
     if bar is not None:
         bar.close()
     result.update({"checkpoint": str(seg.folder), "trained": seg.trained, "data": str(dataset.root)})

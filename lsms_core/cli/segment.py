@@ -1,7 +1,9 @@
 """``lsms segment``: headless referring segmentation of one lesion in a CT volume.
 
 ``lsms segment --demo`` runs the shipped demo case (resources/demo/demo.json) with the demo weights;
-``lsms segment CT --expression "..." --out mask.nii.gz`` runs any CT the loader reads. The mask is written
+``lsms segment CT --expression "..." --out mask.nii.gz`` runs any CT the loader reads; ``--refine`` lets
+LiteMedSAM redraw the chosen lesion from its box (two-stage referring). ``lsms segment CT --box X0,Y0,X1,Y1
+--slice K`` draws the structure in a box on one axial slice, without words. The mask is written
 on the input's own grid (it overlays the CT in any viewer) with a label sidecar that records the
 expression; the input is never overwritten, an existing output only with ``--overwrite``.
 """
@@ -50,6 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "faster on CPUs with AVX512-BF16")
     parser.add_argument("--series", metavar="UID", help="the series to use when a DICOM folder holds several")
     parser.add_argument("--overwrite", action="store_true", help="replace the output if it exists (never the input)")
+    parser.add_argument("--box", metavar="X0,Y0,X1,Y1",
+                        help="segment what this box holds on slice --slice with LiteMedSAM, no words: X is the "
+                             "column and Y the row of the loaded volume (array[K, Y, X]), corners inclusive")
+    parser.add_argument("--slice", type=int, metavar="K",
+                        help="with --box: the axial slice (index into the loaded stack, as --slices counts)")
+    from lsms_core.cli.refine_option import add_refine_flag
+
+    add_refine_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -139,12 +149,102 @@ def _summary(mask, vol, start: int, stop: int) -> list[str]:
     return lines
 
 
+def parse_box(text: str) -> tuple[int, int, int, int]:
+    """'X0,Y0,X1,Y1' -> four ints with X0 <= X1 and Y0 <= Y1 (inside the image is checked once loaded)."""
+    from lsms_core.cli.main import UsageError
+
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        if len(parts) != 4:
+            raise ValueError
+        x0, y0, x1, y1 = (int(p) for p in parts)
+    except ValueError:
+        raise UsageError("--box", f"expected four integers X0,Y0,X1,Y1 (e.g. --box 120,200,180,260), got "
+                                  f"{text!r}") from None
+    if x0 > x1 or y0 > y1:
+        raise UsageError("--box", f"{text!r}: need X0 <= X1 and Y0 <= Y1 (top-left corner first)")
+    return x0, y0, x1, y1
+
+
+def _check_box_args(args) -> tuple[int, int, int, int] | None:
+    from lsms_core.cli.main import UsageError
+
+    if args.box is None:
+        if args.slice is not None:
+            raise UsageError("--slice", "only goes with --box (use --slices START:STOP to limit a run)")
+        return None
+    if args.demo:
+        raise UsageError("--box", "does not go with --demo; give the CT: lsms segment CT --box ... --slice K")
+    if args.expression:
+        raise UsageError("--box", "give either --box (no words) or --expression, not both")
+    if args.slice is None:
+        raise UsageError("--box", "needs --slice K, the axial slice the box is drawn on")
+    if args.refine == "off":
+        raise UsageError("--box", "draws with LiteMedSAM; it cannot run with --refine off")
+    for name in ("slices", "all_regions", "candidates", "threshold"):
+        if getattr(args, name):
+            raise UsageError("--box", f"does not go with --{name.replace('_', '-')}")
+    return parse_box(args.box)
+
+
+def run_box(args, box: tuple[int, int, int, int]) -> int:
+    """``--box X0,Y0,X1,Y1 --slice K``: LiteMedSAM on one slice, the mask written on the input's grid."""
+    import numpy as np
+
+    from lsms_core.cli.main import UsageError
+    from lsms_core.refiner import Refiner
+    from lsms_core.refiner.boxes import check_box
+    from lsms_core.volume import LabelInfo, check_target, load_volume, save_mask, sidecar_path
+
+    src = Path(args.input)
+    out = Path(args.out) if args.out else _default_out(src)
+    started = time.perf_counter()
+    vol = load_volume(src, series_uid=args.series)
+    for message in vol.warnings:
+        print(f"warning: {message}", file=sys.stderr)
+    depth, rows, cols = vol.shape
+    k = args.slice
+    if not 0 <= k < depth:
+        raise UsageError("--slice", f"{k} is outside the volume's {depth} axial slices (0..{depth - 1})")
+    try:
+        box = check_box(box, (rows, cols), "--box")
+    except ValueError as exc:
+        raise UsageError("--box", str(exc).split(": ", 1)[1]) from None
+    check_target(out, vol, overwrite=args.overwrite, sidecar=True)
+    refiner = Refiner.load(args.refiner, device=args.device, threads=args.threads)
+    drawn = refiner.segment_box(vol.array[k], box)
+    mask = np.zeros(vol.shape, dtype=np.uint8)
+    mask[k] = drawn
+    words = f"box {box[0]},{box[1]},{box[2]},{box[3]} on slice {k}"
+    label = LabelInfo(1, "lesion", LESION_COLOR, words,
+                      {"prompt": "box", "box": list(box), "slice": k, "stages": [refiner.name],
+                       "refiner": refiner.name})
+    written = save_mask(mask, vol, out, labels=[label], overwrite=args.overwrite)
+    seconds = time.perf_counter() - started
+    n = int(drawn.sum())
+    print(f"input: {src}  ({cols}x{rows}x{depth} voxels)")
+    print(f"{words}: {n} pixels ({n * vol.voxel_volume_ml:.2f} mL) drawn by {refiner.name} on {refiner.device}")
+    print(f"time: {seconds:.1f} s")
+    print(f"mask written to {written.resolve()} (label sidecar {sidecar_path(written).name})")
+    if args.json:
+        report = {"prompt": "box", "box": list(box), "slice": k, "stages": [refiner.name], "voxels": n,
+                  "input": str(src), "output": str(written.resolve()), "device": refiner.device,
+                  "seconds_total": round(seconds, 3)}
+        _write_json(args.json, report, args.overwrite)
+    return 0
+
+
 def run(args) -> int:
     import numpy as np
 
     from lsms_core.cli.main import UsageError
     from lsms_core.volume import LabelInfo, check_target, load_mask, load_volume, save_mask, sidecar_path
 
+    box = _check_box_args(args)
+    if box is not None:
+        if not args.input:
+            raise UsageError("lsms segment", "INPUT is required with --box")
+        return run_box(args, box)
     reference = None
     if args.demo:
         if args.input:
@@ -188,14 +288,16 @@ def run(args) -> int:
     if not seg.trained:
         print(f"warning: checkpoint {seg.name} is not trained (random weights): the mask means nothing",
               file=sys.stderr)
+    from lsms_core.cli.refine_option import load_refiner
     from lsms_core.referring.pipeline import iter_refer
 
+    refiner = None if args.all_regions else load_refiner(args, seg.device, args.threads)
     bar = _progress_bar(stop - start, f"segmenting on {seg.device}")
     spacing_zyx = (float(vol.spacing[2]), float(vol.spacing[1]), float(vol.spacing[0]))
     try:
         gen = iter_refer(seg, vol.array[start:stop], expression, spacing_zyx, batch_size=args.batch,
                          threshold=args.threshold, keep="all" if args.all_regions else "referred",
-                         slice_offset=start)
+                         slice_offset=start, refiner=refiner)
         while True:
             try:
                 done, total = next(gen)
@@ -231,11 +333,17 @@ def run(args) -> int:
     else:
         for line in _summary(mask.astype(bool), vol, start, stop):
             print(line)
+    print(f"stages: {' + '.join(referral.stages)}")
     if reference is not None:
         ref = load_mask(reference, vol) > 0
-        both = int((ref & mask.astype(bool)).sum())
-        dice = 2.0 * both / max(int(ref.sum()) + int(mask.sum()), 1)
-        print(f"agreement with the demo's reference mask ({reference.name}): Dice {dice:.3f}")
+        raw = np.zeros(vol.shape, dtype=bool)
+        raw[start:stop] = referral.raw_mask
+        dice = _dice(ref, mask.astype(bool))
+        if refiner is not None and referral.raw_mask.any():
+            print(f"agreement with the demo's reference mask ({reference.name}): Dice {dice:.3f} two-stage "
+                  f"(LSMS + {refiner.name}), {_dice(ref, raw):.3f} raw (LSMS alone)")
+        else:
+            print(f"agreement with the demo's reference mask ({reference.name}): Dice {dice:.3f}")
     print(f"time: {seconds:.1f} s ({stop - start} slices on {pred.device}, model {pred.seconds:.1f} s, "
           f"checkpoint {seg.name})")
     print(f"mask written to {written.resolve()} (label sidecar {sidecar_path(written).name})")
@@ -245,6 +353,10 @@ def run(args) -> int:
                   "seconds_total": round(seconds, 3)}
         _write_json(args.json, report, args.overwrite)
     return 0
+
+
+def _dice(a, b) -> float:
+    return 2.0 * int((a & b).sum()) / max(int(a.sum()) + int(b.sum()), 1)
 
 
 def candidate_table(referral, start: int) -> list[str]:
