@@ -3,7 +3,10 @@
 Like dcm2niix, the output keeps the input's own voxel grid (``--layout source``, default) so it overlays
 the original in any viewer; ``--layout lps`` writes the radiological layout the viewer shows instead
 (same voxels in world space, another axis order). ``--mask`` writes integer labels (uint8/uint16, with
-a label sidecar when there are several). A refused input exits with status 2 and one line.
+a label sidecar when there are several). A DICOM SEG input (``lsms convert mask.dcm mask.nii.gz``) becomes a
+label mask with its sidecar (names, colours, expressions): on the grid of its own frames (every slice of
+the source series, for SEGs written here), or exactly onto a CT's grid with ``--ct CT`` (refused, with the
+reason, when the SEG was made for another series). A refused input exits with status 2 and one line.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--mask", action="store_true", help="the input is a label mask: write integer labels")
     parser.add_argument("--layout", choices=["source", "lps"], default="source",
                         help="source: the input's own voxel grid (default); lps: the radiological layout")
+    parser.add_argument("--ct", metavar="CT", help="a DICOM SEG input: write it on this CT series' grid (the "
+                        "series the SEG refers to)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (never an input)")
     parser.set_defaults(func=run)
 
@@ -58,6 +63,12 @@ def run(args) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise VolumeError(out, "exists already; pass --overwrite to replace it")
+    from lsms_core.volume.seg import is_seg_file
+
+    if src.is_file() and is_seg_file(src):
+        return _convert_seg(src, out, args)
+    if args.ct:
+        raise UsageError("--ct", "goes with a DICOM SEG input only")
     vol = load_volume(src, series_uid=args.series)
     for message in vol.warnings:
         print(f"warning: {message}", file=sys.stderr)
@@ -69,4 +80,31 @@ def run(args) -> int:
     x, y, z = vol.spacing
     print(f"wrote {written}  ({vol.shape[2]}x{vol.shape[1]}x{vol.shape[0]} voxels of {x:.3g}x{y:.3g}x{z:.3g} mm, "
           f"{vol.array.dtype}, {'source' if on_source else 'LPS'} layout)")
+    return 0
+
+
+def _convert_seg(src: Path, out: Path, args) -> int:
+    """A DICOM SEG -> a label mask (value = label id) with its sidecar, on the CT's grid or the SEG's own."""
+    from lsms_core.volume import LabelInfo, load_volume, save_mask
+    from lsms_core.volume.seg import load_seg, seg_grid_volume
+
+    if args.ct:
+        ct = load_volume(args.ct, series_uid=args.series)
+        read = load_seg(src, ct)
+        grid, on_source, where = ct, args.layout == "source", f"the grid of {args.ct}"
+    else:
+        grid, read = seg_grid_volume(src)
+        on_source, where = False, "the grid of its frames (the source series' slices)"
+    for note in read.notes:
+        print(f"note: {note}", file=sys.stderr)
+    labels = [LabelInfo(lab.label_id, lab.name, lab.color, lab.expression,
+                        {"dicom_seg": {"segment_number": lab.number, "algorithm_type": lab.algorithm,
+                                       "algorithm": lab.algorithm_name, "algorithm_version": lab.algorithm_version,
+                                       "category": lab.category, "type": lab.type,
+                                       "series_uid": read.series_uid}})
+              for lab in read.labels]
+    mask = read.label_map(src)
+    written = save_mask(mask, grid, out, labels=labels, on_source_grid=on_source, overwrite=args.overwrite)
+    sizes = ", ".join(f"{lab.name} ({int(m.sum())} voxels)" for lab, m in zip(read.labels, read.masks, strict=True))
+    print(f"wrote {written}  ({len(read.labels)} segment(s) on {where}: {sizes})")
     return 0

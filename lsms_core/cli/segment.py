@@ -60,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     from lsms_core.cli.refine_option import add_refine_flag
 
     add_refine_flag(parser)
+    from lsms_core.cli.seg_output import add_format_flag
+
+    add_format_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -260,6 +263,9 @@ def run(args) -> int:
             raise UsageError("--expression", "is required: which lesion should be segmented?")
         src, expression = Path(args.input), args.expression
         out = Path(args.out) if args.out else _default_out(src)
+    from lsms_core.cli import seg_output
+
+    as_seg, out = seg_output.wants_seg(args, out, bool(args.out))
     if args.batch is not None and args.batch < 1:
         raise UsageError("--batch", "must be at least 1")
     if args.threshold is not None:
@@ -277,8 +283,11 @@ def run(args) -> int:
     for message in vol.warnings:
         print(f"warning: {message}", file=sys.stderr)
     # Refuse a bad output (a file of the input, a read-only folder, a sidecar that is not ours, an existing
-    # output without --overwrite) before the expensive part.
-    check_target(out, vol, overwrite=args.overwrite, sidecar=True)
+    # output without --overwrite; a DICOM SEG for an input that is not a DICOM series) before the expensive part.
+    if as_seg:
+        seg_output.check(out, vol, args.overwrite)
+    else:
+        check_target(out, vol, overwrite=args.overwrite, sidecar=True)
     start, stop = parse_slices(args.slices, vol.shape[0])
 
     from lsms_core.engine import Segmenter
@@ -322,7 +331,10 @@ def run(args) -> int:
                        "regions": "all" if args.all_regions else "the candidate the words refer to",
                        "status": referral.status, "stages": referral.stages,
                        "threshold": float(args.threshold if args.threshold is not None else seg.config.threshold)})
-    written = save_mask(mask, vol, out, labels=[label], overwrite=args.overwrite)
+    if as_seg:
+        written = seg_output.write(mask, vol, out, label.name, label.color, expression, seg.name, args.overwrite)
+    else:
+        written = save_mask(mask, vol, out, labels=[label], overwrite=args.overwrite)
     seconds = time.perf_counter() - started
 
     print(f'expression: "{expression}"')
@@ -346,7 +358,8 @@ def run(args) -> int:
             print(f"agreement with the demo's reference mask ({reference.name}): Dice {dice:.3f}")
     print(f"time: {seconds:.1f} s ({stop - start} slices on {pred.device}, model {pred.seconds:.1f} s, "
           f"checkpoint {seg.name})")
-    print(f"mask written to {written.resolve()} (label sidecar {sidecar_path(written).name})")
+    print(f"mask written to {written.resolve()} " + ("(DICOM SEG referring to the input series)" if as_seg
+                                                     else f"(label sidecar {sidecar_path(written).name})"))
     if args.json:
         report = {**referral.summary(), "input": str(src), "output": str(written.resolve()),
                   "checkpoint": seg.name, "slices": [start, stop], "device": pred.device,
