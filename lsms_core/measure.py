@@ -274,6 +274,24 @@ def crop_box(mask: np.ndarray, pad: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(box)
 
 
+def _masked_mean_std(values: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """Mean and (population) standard deviation of ``values`` under ``mask``, slice by slice, combined with
+    Chan's pairwise formula: a region as large as the volume never needs a float64 copy of all its values."""
+    n, mean, m2 = 0, 0.0, 0.0
+    for v, m in zip(values, mask, strict=True):
+        picked = v[m].astype(np.float64)
+        if picked.size == 0:
+            continue
+        k, k_mean = picked.size, float(picked.mean())
+        k_m2 = float(((picked - k_mean) ** 2).sum())
+        delta = k_mean - mean
+        total = n + k
+        mean += delta * k / total
+        m2 += k_m2 + delta * delta * n * k / total
+        n = total
+    return mean, (m2 / n) ** 0.5
+
+
 def measure_3d(
     mask: np.ndarray,
     spacing: tuple[float, float, float],
@@ -304,8 +322,7 @@ def measure_3d(
     n = int(sub.sum())
     hu_mean = hu_std = None
     if hu is not None:
-        vals = hu[box][sub].astype(np.float64)
-        hu_mean, hu_std = float(vals.mean()), float(vals.std())
+        hu_mean, hu_std = _masked_mean_std(hu[box], sub)
     best_k, best_len = int(np.argmax(sub.sum(axis=(1, 2)))) + offset, float("nan")
     if largest:
         cache = long_axes if long_axes is not None else {}

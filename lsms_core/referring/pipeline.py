@@ -32,7 +32,7 @@ class Referral:
     expression: str
     prediction: object  # lsms_core.engine.Prediction over the run's slices
     raw_mask: np.ndarray  # bool (N, H, W): what LSMS chose, before refinement
-    mask: np.ndarray  # bool (N, H, W): the final mask (refined when a refiner ran)
+    mask: np.ndarray  # bool (N, H, W): the final mask (refined when a refiner ran; else raw_mask itself)
     resolution: Resolution | None  # None with keep="all"
     candidate_source: str = ""
     stages: list[str] = field(default_factory=list)
@@ -89,7 +89,7 @@ def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: t
     stages = ["lsms"]
     notes = list(pred.notes)
     if keep == "all":
-        mask = pred.masks.copy()
+        mask = pred.unpack_masks()
         return Referral(expression, pred, mask, mask.copy(), None, "", stages, notes=notes,
                         seconds=time.perf_counter() - start)
     probs, lesions, liver = pred.probs, pred.lesion_probs, pred.liver_probs
@@ -106,13 +106,21 @@ def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: t
     stages.append("candidates")
     resolution = resolve(expression, cands)
     raw = np.zeros(slices.shape, bool)
-    if resolution.chosen is not None:
-        raw = resolution.chosen.full_mask
+    chosen = resolution.chosen
+    if chosen is not None:
+        region = chosen.region
+        raw[region] = chosen.crop
         if lesions is None:  # regions of the referring map at a lower threshold: keep what passes the threshold
             thr = segmenter.config.threshold if threshold is None else float(threshold)
-            raw &= probs > max(thr, FALLBACK_THRESHOLD)
+            # Slice by slice within the region (never a full-volume temporary); above FALLBACK_THRESHOLD the
+            # masks are the run's own, thresholded before the probabilities were rounded to float16.
+            for z in range(region[0].start, region[0].stop):
+                inside = (slice(z, z + 1), *region[1:])
+                passes = (pred.unpack_masks(inside) if thr >= FALLBACK_THRESHOLD
+                          else probs[inside] > FALLBACK_THRESHOLD)
+                raw[inside] &= passes
     notes.append(resolution.note())
-    mask = raw.copy()
+    mask = raw  # the final mask is the raw one unless a refiner redraws it (a new array then)
     boxes: dict[int, tuple[int, int, int, int]] = {}
     if refiner is not None and raw.any():
         gen = refiner.refine_region(slices, raw, probs, spacing_zyx, cancel=cancel)

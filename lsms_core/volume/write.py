@@ -344,6 +344,14 @@ def save_volume(volume: Volume, path: Path | str, *, on_source_grid: bool = True
     return path
 
 
+def _labels_present(mask: np.ndarray) -> list[int]:
+    """The non-zero values of a mask, found slice by slice: np.unique of the whole mask sorts a full copy."""
+    found: set[int] = set()
+    for plane in mask if mask.ndim > 2 else [mask]:
+        found.update(int(v) for v in np.unique(plane))
+    return sorted(found - {0})
+
+
 def _mask_dtype(mask: np.ndarray, path: Path) -> np.ndarray:
     if mask.dtype == bool:
         return mask.astype(np.uint8)
@@ -400,7 +408,7 @@ def save_mask(mask: np.ndarray, reference: Volume, path: Path | str, labels=None
     if mask.shape != reference.shape:
         raise VolumeError(path, f"mask shape {mask.shape} differs from the CT's {reference.shape}")
     mask = _mask_dtype(mask, path)
-    present = [int(v) for v in np.unique(mask) if v != 0]
+    present = _labels_present(mask)
     with_sidecar = labels is not None or len(present) > 1
     if with_sidecar:
         _check_target(path, reference, overwrite=overwrite, sidecar=True)

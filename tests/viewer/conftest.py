@@ -42,5 +42,8 @@ def engine(tmp_path_factory):
     host = EngineHost(folder, device="cpu", threads=1, refine="off")
     volume, _ = synthetic_abdomen(shape=(2, 96, 112), spacing=(3.0, 2.5, 5.0), seed=1)
     probs = host.get().predict(volume.array[0], "the low-density nodule in the right lobe").probs
-    host.threshold = float(np.median(probs))
+    # The probabilities come back as float16: the threshold sits halfway to the next float16 value, so no
+    # stored probability equals it (masks are thresholded on float32 before that rounding).
+    median = np.float16(np.median(probs))
+    host.threshold = float((np.float32(median) + np.float32(np.nextafter(median, np.float16(1)))) / 2)
     return host
