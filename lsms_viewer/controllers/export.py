@@ -5,6 +5,10 @@ A single file holds one value per voxel. When labels overlap, the export asks in
 (the later one, or the smaller one) or offers separate files; a choice under which a label would vanish
 from the file is not offered, and the API refuses it with an error dialog naming the label. What was lost
 to an overlap is said in a dialog after writing, not in a status bar message that disappears.
+
+File ▸ Export labels as DICOM SEG… writes every label as a segment of one DICOM Segmentation referring to
+the open DICOM series (segments may overlap, so nothing is asked or lost); a study not read from a DICOM
+series is refused in a dialog that says why.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from lsms_viewer.state.export import (
     PRECEDENCES,
     MultilabelPlan,
     default_export_path,
+    default_seg_path,
     export_multilabel,
     export_per_label,
+    export_seg,
     plan_multilabel,
 )
 
@@ -36,8 +42,12 @@ class ExportController(QObject):
                                          "Save all labels as one multi-label NIfTI with a JSON sidecar")
         self.export_each_action = make_action(window, "Export labels as &separate files…", self.export_each_dialog,
                                               "Ctrl+Shift+E", "Save one NIfTI mask per label into a folder")
+        self.export_seg_action = make_action(window, "Export labels as DICOM &SEG…", self.export_seg_dialog, None,
+                                             "Save all labels as one DICOM Segmentation of the open DICOM series, "
+                                             "for a PACS")
         window.menus["file"].addAction(self.export_action)
         window.menus["file"].addAction(self.export_each_action)
+        window.menus["file"].addAction(self.export_seg_action)
         events = self.document.events
         for event in (events.volume_changed, events.label_added, events.label_removed):
             event.connect(self._update_actions)
@@ -56,6 +66,20 @@ class ExportController(QObject):
             self._remember_folder(Path(folder))
         return done
 
+    def export_labels_seg(self, path: str | Path) -> bool:
+        """Write every label as a segment of one DICOM SEG (error dialog with the reason on refusal)."""
+        done = self._export(lambda: export_seg(self.document, path))
+        if done:
+            self._remember_folder(Path(path).parent)
+        return done
+
+    def export_seg_dialog(self) -> None:
+        start = default_seg_path(self.document, self.export_folder())
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export labels as DICOM SEG", str(start),
+                                              "DICOM SEG (*.dcm)")
+        if path:
+            self.export_labels_seg(path if path.lower().endswith(".dcm") else path + ".dcm")
+
     def _export(self, do) -> bool:
         try:
             report = do()
@@ -68,6 +92,8 @@ class ExportController(QObject):
         self.window.statusBar().showMessage(report.summary().splitlines()[0] + " " + str(report.files[0]), 15000)
         if report.overlapping_voxels or report.empty_labels:
             self.window.show_error("Labels exported, with losses", report.summary())
+        elif report.notes:
+            self.window.show_error("Labels exported, with a note", report.summary())
         return True
 
     def ask_precedence(self, later: MultilabelPlan, smaller: MultilabelPlan) -> str:
@@ -146,5 +172,5 @@ class ExportController(QObject):
 
     def _update_actions(self, *_args) -> None:
         has_labels = self.document.volume is not None and bool(self.document.labels)
-        for action in (self.export_action, self.export_each_action):
+        for action in (self.export_action, self.export_each_action, self.export_seg_action):
             action.setEnabled(has_labels)

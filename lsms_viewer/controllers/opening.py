@@ -211,13 +211,13 @@ class OpeningController(QObject):
             return False
         for item in imported:
             self.document.add_label(item.mask, expression=item.expression, name=item.name, color=item.color,
-                                    meta={"imported_from": str(path), "value_in_file": item.value})
+                                    meta={"imported_from": str(path), "value_in_file": item.value, **item.meta})
         self.window.statusBar().showMessage(f"Imported {len(imported)} label(s) from {Path(path).name}.", 8000)
         return True
 
     def import_labels_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.window, "Import labels", self._last_folder(),
-                                              "Label masks (*.nii *.nii.gz *.nrrd *.mha *.mhd);;All files (*)")
+                                              "Label masks (*.nii *.nii.gz *.nrrd *.mha *.mhd *.dcm);;All files (*)")
         if path:
             self.import_labels(path)
 

@@ -7,7 +7,9 @@ Two shapes of output, as radiology tools expect:
   stays visible). A label that would lose *every* voxel is never written as if it were there: the export
   is refused (``HiddenLabelsError``, naming it and what covers it) and the caller asks for another
   precedence or separate files;
-- one binary file per label, each with its own sidecar, so overlapping lesions keep every voxel.
+- one binary file per label, each with its own sidecar, so overlapping lesions keep every voxel;
+- one DICOM SEG (``export_seg``) referring to the open DICOM series, one segment per label (segments may
+  overlap, so nothing is lost), for a PACS.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from lsms_core.errors import VolumeError
 from lsms_core.volume import LabelInfo, save_mask, sidecar_path
 from lsms_core.volume.write import volume_extension
 from lsms_viewer.state.document import Document, Label, auto_name
-from lsms_viewer.state.provenance import model_found_something, origin
+from lsms_viewer.state.provenance import EDITED_AFTER_RUN, IMPORTED, MODEL_RUN, model_found_something, origin
 
 PRECEDENCES = {"later": "the later label in the list wins", "smaller": "the smaller label wins"}
 
@@ -61,6 +63,7 @@ class ExportReport:
     overlapping_voxels: int = 0
     empty_labels: list[str] = field(default_factory=list)
     precedence: str = "later"
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [f"Wrote {len(self.files)} file{'s' if len(self.files) != 1 else ''}:"]
@@ -71,6 +74,7 @@ class ExportReport:
                          "both).")
         if self.empty_labels:
             lines.append("Empty labels (written, no voxels): " + ", ".join(self.empty_labels))
+        lines += [f"Note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -205,3 +209,43 @@ def default_export_path(document: Document, folder: str | Path | None = None) ->
     ext = volume_extension(source)
     stem = source.name[: len(source.name) - len(ext)] if ext else source.stem
     return folder / f"{stem}_labels.nii.gz"
+
+
+def seg_segment(label: Label):
+    """The label as a DICOM SEG segment: AUTOMATIC (algorithm LSMS, the checkpoint's name) for a model's
+    mask, SEMIAUTOMATIC for one edited by hand, MANUAL for a hand-drawn one; an imported SEG segment keeps
+    what its file said; the annotation's lesion type picks the segment's type code."""
+    from lsms_core.volume.seg import AUTOMATIC, MANUAL, SEMIAUTOMATIC, SegSegment
+
+    made = origin(label)
+    algorithm, checkpoint = MANUAL, ""
+    if made == MODEL_RUN:
+        algorithm, checkpoint = AUTOMATIC, label.run.checkpoint
+    elif made == EDITED_AFTER_RUN:
+        algorithm, checkpoint = SEMIAUTOMATIC, label.run.checkpoint
+    elif made == IMPORTED and isinstance(label.meta.get("dicom_seg"), dict):
+        was = label.meta["dicom_seg"]
+        if was.get("algorithm_type") in (AUTOMATIC, SEMIAUTOMATIC):
+            algorithm, checkpoint = was["algorithm_type"], str(was.get("algorithm_version", ""))
+    annotation = label.meta.get("annotation") or {}
+    lesion_type = str((annotation.get("attributes") or {}).get("lesion_type", "")) if isinstance(annotation, dict) else ""
+    return SegSegment(label.mask, file_name(label), tuple(label.color), label.expression, algorithm, checkpoint,
+                      lesion_type, label.id)
+
+
+def export_seg(document: Document, path: str | Path) -> ExportReport:
+    """Every label as one segment of a DICOM SEG referring to the open DICOM series (see
+    ``lsms_core.volume.seg``). Segments may overlap: every voxel of every label is kept."""
+    from lsms_core.volume.seg import save_seg
+
+    path = Path(path)
+    labels = _require_labels(document, path)
+    notes: list[str] = []
+    written = save_seg([seg_segment(lab) for lab in labels], document.volume, path, notes=notes)
+    return ExportReport([written], empty_labels=[lab.name for lab in labels if not lab.mask.any()], notes=notes)
+
+
+def default_seg_path(document: Document, folder: str | Path | None = None) -> Path:
+    """``<source>_labels.dcm`` in ``folder`` (see ``default_export_path``)."""
+    path = default_export_path(document, folder)
+    return path.with_name(path.name[: -len(".nii.gz")] + ".dcm")

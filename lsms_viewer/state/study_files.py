@@ -6,7 +6,7 @@ the labels of a mask file saved earlier (by this viewer or any tool) on the open
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +51,18 @@ class ImportedLabel:
     name: str
     color: tuple[int, int, int] | None
     expression: str
+    meta: dict = field(default_factory=dict)  # kept on the label (a SEG segment: how it was made)
 
 
 def read_label_file(path: str | Path, reference) -> list[ImportedLabel]:
-    """Labels of a mask file on ``reference``'s grid, with names/colours/expressions from its sidecar."""
+    """Labels of a mask file on ``reference``'s grid, with names/colours/expressions from its sidecar; a
+    DICOM SEG gives one label per segment (refused, with the reason, when made for another series)."""
     from lsms_core.volume import load_mask, read_label_sidecar
+    from lsms_core.volume.seg import is_seg_file
 
     path = Path(path)
+    if path.is_file() and is_seg_file(path):
+        return _read_seg(path, reference)
     array = np.asarray(load_mask(path, reference))
     if not np.issubdtype(array.dtype, np.integer):
         if not np.array_equal(array, np.round(array)):
@@ -77,3 +82,16 @@ def read_label_file(path: str | Path, reference) -> list[ImportedLabel]:
             info.expression if info else "",
         ))
     return out
+
+
+def _read_seg(path: Path, reference) -> list[ImportedLabel]:
+    from lsms_core.volume.seg import load_seg
+
+    read = load_seg(path, reference)
+    if not any(mask.any() for mask in read.masks):
+        raise VolumeError(path, "the SEG holds no segmented voxel")
+    return [ImportedLabel(lab.label_id, mask, lab.name, lab.color, lab.expression,
+                          {"dicom_seg": {"segment_number": lab.number, "algorithm_type": lab.algorithm,
+                                         "algorithm": lab.algorithm_name, "algorithm_version": lab.algorithm_version,
+                                         "type": lab.type, "notes": read.notes}})
+            for lab, mask in zip(read.labels, read.masks, strict=True)]
