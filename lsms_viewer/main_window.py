@@ -1,7 +1,8 @@
 """The main window: the slice view, the expression bar, the label panel, menus, toolbar, status bar, docks.
 
 It is the shell the controllers (``lsms_viewer.controllers``) plug into; ``lsms_viewer.app`` builds both.
-What it offers them: ``document``, ``slice_view``, ``expression_bar``, ``label_panel``, ``menus`` (dict:
+What it offers them: ``document``, ``slice_view`` (the axial view; ``planes`` holds it with the coronal and
+sagittal ones), ``expression_bar``, ``label_panel``, ``menus`` (dict:
 file, edit, view, tools, help), ``toolbar``, ``add_to_toolbar``, ``add_dock``, ``statusBar()``,
 ``device_label``, ``load_progress``, ``show_error``, ``show_notice`` / ``clear_notice`` and
 ``current_slice()``. Its own actions are the display ones (window presets, overlay mode, zoom, slice
@@ -28,21 +29,15 @@ from PySide6.QtWidgets import (
 
 from lsms_viewer import settings as user_settings
 from lsms_viewer.actions import make_action
+from lsms_viewer.display.planes import patient_position_text
 from lsms_viewer.display.windowing import MIN_WIDTH, PRESETS, Window, matching_preset, preset
 from lsms_viewer.state.document import Document
 from lsms_viewer.views.expression_bar import ExpressionBar
 from lsms_viewer.views.label_panel import LabelPanel
-from lsms_viewer.views.slice_view import CursorInfo, SliceView
+from lsms_viewer.views.plane_views import PlaneViews
+from lsms_viewer.views.slice_view import CursorInfo
 
 APP_TITLE = "LSMS Viewer"
-
-
-def patient_position_text(lps: tuple[float, float, float]) -> str:
-    """LPS millimetres as radiologists read them: '12.3 R  45.6 A  7.8 S' (no sign conventions to guess)."""
-    parts = []
-    for value, (pos, neg) in zip(lps, (("L", "R"), ("P", "A"), ("S", "I")), strict=True):
-        parts.append(f"{abs(value):.1f} {pos if value >= 0 else neg}")
-    return "  ".join(parts)
 
 
 class MainWindow(QMainWindow):
@@ -62,7 +57,9 @@ class MainWindow(QMainWindow):
         self._syncing_window = False
         self._user_presets: list = []
 
-        self.slice_view = SliceView(self.document)
+        # The axial, coronal and sagittal views; ``slice_view`` is the axial one, where editing happens.
+        self.planes = PlaneViews(self.document)
+        self.slice_view = self.planes.axial
         self.expression_bar = ExpressionBar()
         self.notice = QLabel()
         self.notice.setWordWrap(True)
@@ -74,7 +71,7 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.notice)
-        layout.addWidget(self.slice_view, 1)
+        layout.addWidget(self.planes, 1)
         layout.addWidget(self.expression_bar)
         self.setCentralWidget(central)
 
@@ -94,7 +91,9 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self.label_dock = self.add_dock(self.label_panel, "Labels", Qt.DockWidgetArea.RightDockWidgetArea)
 
-        self.slice_view.cursor_moved.connect(self._show_cursor)
+        for view in self.planes.views.values():
+            view.cursor_moved.connect(self._show_cursor)
+        self.planes.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.slice_view.slice_changed.connect(self._show_slice)
         self.slice_view.window_changed.connect(self._window_changed)
         self.label_panel.overlay_mode_changed.connect(self.set_overlay_mode)
@@ -215,7 +214,8 @@ class MainWindow(QMainWindow):
             checkable=True)
         view_menu.addAction(self.head_first_action)
         view = self.slice_view
-        self.reset_view_action = self._action("&Reset view", view.reset_view, "Ctrl+0", "Fit the slice to the window")
+        self.reset_view_action = self._action("&Reset view", self.planes.reset_views, "Ctrl+0",
+                                              "Fit the slices to their views")
         self.zoom_in_action = self._action("Zoom &in", lambda: view.zoom(0.8), QKeySequence.StandardKey.ZoomIn)
         self.zoom_out_action = self._action("Zoom &out", lambda: view.zoom(1.25), QKeySequence.StandardKey.ZoomOut)
         self.next_slice_action = self._action("Next slice", lambda: view.step(1), "Ctrl+Down")
@@ -223,6 +223,8 @@ class MainWindow(QMainWindow):
         self._view_actions = [self.reset_view_action, self.zoom_in_action, self.zoom_out_action,
                               self.prev_slice_action, self.next_slice_action]
         view_menu.addActions(self._view_actions)
+        view_menu.addSeparator()
+        self.planes.add_to_menu(view_menu)
         view_menu.addSeparator()
 
         help_menu = self.menus["help"]
@@ -343,7 +345,7 @@ class MainWindow(QMainWindow):
                 self._syncing_window = False
 
     def set_overlay_mode(self, mode: str, remember: bool = True) -> None:
-        self.slice_view.set_overlay_mode(mode)
+        self.planes.set_overlay_mode(mode)
         self.label_panel.set_overlay_mode(mode)
         self.overlay_toggle_action.setChecked(mode == "outline")
         if remember and mode != user_settings.overlay_mode():

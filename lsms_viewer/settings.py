@@ -148,3 +148,39 @@ def remove_recent_file(path: str | Path) -> list[str]:
 
 def clear_recent_files() -> None:
     settings().remove("recent/files")
+
+
+def plane_layout(default: str = "1+2") -> str:
+    """View ▸ Layout: which plane views are shown and how (see ``views.plane_views.LAYOUTS``)."""
+    return str(settings().value("display/plane_layout", default))
+
+
+def set_plane_layout(key: str) -> None:
+    s = settings()
+    s.setValue("display/plane_layout", key)
+    s.sync()
+
+
+def crosshair_linked() -> bool:
+    value = settings().value("display/crosshair", True)
+    return value if isinstance(value, bool) else str(value).lower() != "false"
+
+
+def set_crosshair_linked(on: bool) -> None:
+    s = settings()
+    s.setValue("display/crosshair", bool(on))
+    s.sync()
+
+
+def cine_fps(default: int = 10) -> int:
+    try:
+        value = int(settings().value("display/cine_fps", default))
+    except (TypeError, ValueError):
+        return default
+    return value if 1 <= value <= 60 else default
+
+
+def set_cine_fps(fps: int) -> None:
+    s = settings()
+    s.setValue("display/cine_fps", int(fps))
+    s.sync()

@@ -218,3 +218,11 @@ class PlaneGeometry:
 def plane_geometries(volume) -> dict[str, PlaneGeometry]:
     """The three planes of ``volume``, by name."""
     return {plane: PlaneGeometry.of(volume, plane) for plane in PLANES}
+
+
+def patient_position_text(lps) -> str:
+    """LPS millimetres as radiologists read them: '12.3 R  45.6 A  7.8 S' (no sign conventions to guess)."""
+    parts = []
+    for value, (pos, neg) in zip(lps, _AXIS_LETTERS, strict=True):
+        parts.append(f"{abs(value):.1f} {pos if value >= 0 else neg}")
+    return "  ".join(parts)

@@ -1,13 +1,74 @@
-"""The graphics the slice view is made of: the CT slice and the label overlay as zero-copy QImages, and
-the text drawn over the image (orientation letters, corner information)."""
+"""The graphics the slice view is made of: the canvas that owns the mouse, the CT slice and the label
+overlay as zero-copy QImages, the linked crosshair, and the text drawn over the image (orientation
+letters, corner information)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QMargins, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QTransform
+from PySide6.QtCore import QLineF, QMargins, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPen, QTransform, QWheelEvent
 from PySide6.QtWidgets import QLabel, QWidget
+
+ZOOM_STEP = 0.85  # view range factor per wheel notch: ~15 % per notch feels like other viewers
+
+
+class SliceCanvas(pg.GraphicsView):
+    """The graphics view; it owns the mouse so that every button does the same thing everywhere."""
+
+    resized = Signal()
+
+    def __init__(self, owner):
+        super().__init__(background="k")
+        self._owner = owner
+        self._button: Qt.MouseButton | None = None
+        self._wheel_rest = 0.0
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAcceptDrops(False)  # drops go to the main window
+
+    # pyqtgraph's own handlers would pan/zoom through the ViewBox; ours replace them entirely.
+    def mousePressEvent(self, ev: QMouseEvent) -> None:
+        self.setFocus()
+        if self._button is not None:
+            return
+        self._button = ev.button()
+        self._owner._press(ev)
+
+    def mouseMoveEvent(self, ev: QMouseEvent) -> None:
+        self._owner._move(ev, self._button)
+
+    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:
+        if ev.button() != self._button:
+            return
+        self._owner._release(ev, self._button)
+        self._button = None
+
+    def mouseDoubleClickEvent(self, ev: QMouseEvent) -> None:
+        if ev.button() == Qt.MouseButton.MiddleButton:
+            self._owner.reset_view()
+
+    def wheelEvent(self, ev: QWheelEvent) -> None:
+        delta = ev.angleDelta().y() / 120.0
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self._owner.zoom(ZOOM_STEP**delta, anchor=ev.position())
+        else:
+            # Trackpads send fractions of a notch; accumulate so slow swipes still move one slice.
+            self._wheel_rest += delta
+            steps = int(self._wheel_rest)
+            self._wheel_rest -= steps
+            if steps:
+                self._owner.step(-steps)
+        ev.accept()
+
+    def leaveEvent(self, ev) -> None:
+        self._owner._hover = None
+        self._owner.cursor_moved.emit(None)
+        super().leaveEvent(ev)
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        self.resized.emit()  # the view places its texts (pyqtgraph also resizes once in its own __init__)
 
 
 class SliceImageItem(pg.GraphicsObject):
@@ -118,3 +179,43 @@ class OverlayText(QLabel):
         painter.setPen(self._color)
         painter.drawText(rect, flags, self.text())
         painter.end()
+
+
+class CrosshairItem(pg.GraphicsObject):
+    """The linked crosshair: a horizontal and a vertical line across the image through a voxel's centre,
+    one pixel wide at any zoom, with a small gap so the voxel itself stays visible."""
+
+    GAP_PX = 7
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bounds = QRectF()
+        self._x = self._y = 0.0
+        self._pen = QPen(QColor(80, 200, 255, 190))
+        self._pen.setCosmetic(True)
+        self._pen.setWidth(1)
+
+    def set_bounds(self, rect: QRectF) -> None:
+        """The image's rectangle in millimetres (the lines run across it)."""
+        self.prepareGeometryChange()
+        self._bounds = QRectF(rect)
+
+    def set_position(self, x_mm: float, y_mm: float) -> None:
+        if (x_mm, y_mm) != (self._x, self._y):
+            self._x, self._y = float(x_mm), float(y_mm)
+            self.update()
+
+    def position(self) -> tuple[float, float]:
+        return self._x, self._y
+
+    def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def paint(self, painter, *args) -> None:
+        transform = painter.worldTransform()
+        gap_x = self.GAP_PX / max(abs(transform.m11()), 1e-9)
+        gap_y = self.GAP_PX / max(abs(transform.m22()), 1e-9)
+        b, x, y = self._bounds, self._x, self._y
+        painter.setPen(self._pen)
+        painter.drawLines([QLineF(b.left(), y, x - gap_x, y), QLineF(x + gap_x, y, b.right(), y),
+                           QLineF(x, b.top(), x, y - gap_y), QLineF(x, y + gap_y, x, b.bottom())])

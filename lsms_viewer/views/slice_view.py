@@ -1,10 +1,13 @@
-"""The axial slice view: CT image + label overlay, orientation letters, window/level, zoom, pan, scroll.
+"""A slice view: CT image + label overlay, orientation letters, window/level, zoom, pan, scroll, crosshair.
 
-Radiological convention comes from the loader (``array[k]`` rows anterior->posterior, columns patient
-right->left), so the view draws ``array[k]`` as is: row 0 at the top, column 0 at the left. The image
-items (``slice_items``) are created once and only get new pixels; their rectangle is the slice's size in
-millimetres, so with a locked 1:1 aspect every pixel has its physical shape. The left mouse button goes to
-the active tool (``lsms_viewer.tools``), the middle one pans, the right one sets the window.
+It shows one plane (``lsms_viewer.display.planes``): axial by default, or coronal or sagittal. Radiological
+convention comes from the loader (``array[k]`` rows anterior->posterior, columns patient right->left), so
+the axial view draws ``array[k]`` as is: row 0 at the top, column 0 at the left; the coronal and sagittal
+views draw the plane's section (a numpy view) with the head up. The image items (``slice_items``) are
+created once and only get new pixels; their rectangle is the plane's size in millimetres, so with a locked
+1:1 aspect every pixel has its physical shape. The left mouse button goes to the active tool
+(``lsms_viewer.tools``; editing tools work in the axial view only), or to the pick tool (the linked
+crosshair) while the active tool is only the pan tool; the middle one pans, the right one sets the window.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QKeyEvent, QMouseEvent, QWheelEvent
+from PySide6.QtGui import QFont, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -24,40 +27,24 @@ from PySide6.QtWidgets import (
 )
 
 from lsms_viewer.display.overlay import compose_slice, lookup_table
+from lsms_viewer.display.planes import AXIAL, PlaneGeometry
 from lsms_viewer.display.slice_numbers import SliceNumbering, head_is_last
 from lsms_viewer.display.windowing import SliceRenderer, Window, matching_preset
 from lsms_viewer.qt_compat import ensure_none_reserve, install_none_guard
 from lsms_viewer.state.document import Document, Label
 from lsms_viewer.tools.base import PanTool, Tool, ToolEvent
-from lsms_viewer.views.slice_items import LabelOverlayItem, OverlayText, SliceImageItem
-
-# World axis (LPS) -> letter of its positive direction and of its negative direction.
-_AXIS_LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))
-_ZOOM_STEP = 0.85  # view range factor per wheel notch: ~15 % per notch feels like other viewers
-
-
-def direction_letters(vector: np.ndarray) -> tuple[str, str]:
-    """(letter at the positive end, letter at the negative end) of an LPS direction, e.g. ("L", "R").
-
-    Oblique vectors get two letters, main axis first (e.g. "LA"), as DICOM viewers print them.
-    """
-    vector = np.asarray(vector, dtype=float)
-    order = np.argsort(-np.abs(vector))
-    positive, negative = "", ""
-    for axis in order[:2]:
-        if abs(vector[axis]) < 0.2 * np.abs(vector).max():
-            continue
-        pos, neg = _AXIS_LETTERS[axis]
-        if vector[axis] < 0:
-            pos, neg = neg, pos
-        positive += pos
-        negative += neg
-    return positive, negative
+from lsms_viewer.views.slice_items import (
+    CrosshairItem,
+    LabelOverlayItem,
+    OverlayText,
+    SliceCanvas,
+    SliceImageItem,
+)
 
 
 @dataclass(frozen=True)
 class CursorInfo:
-    """What lies under the mouse pointer."""
+    """What lies under the mouse pointer: the voxel (i, j, k) = (col, row, slice_index), in any plane."""
 
     col: int
     row: int
@@ -66,66 +53,8 @@ class CursorInfo:
     lps: tuple[float, float, float]
 
 
-class _Canvas(pg.GraphicsView):
-    """The graphics view; it owns the mouse so that every button does the same thing everywhere."""
-
-    resized = Signal()
-
-    def __init__(self, owner: SliceView):
-        super().__init__(background="k")
-        self._owner = owner
-        self._button: Qt.MouseButton | None = None
-        self._wheel_rest = 0.0
-        self.setMouseTracking(True)
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setAcceptDrops(False)  # drops go to the main window
-
-    # pyqtgraph's own handlers would pan/zoom through the ViewBox; ours replace them entirely.
-    def mousePressEvent(self, ev: QMouseEvent) -> None:
-        self.setFocus()
-        if self._button is not None:
-            return
-        self._button = ev.button()
-        self._owner._press(ev)
-
-    def mouseMoveEvent(self, ev: QMouseEvent) -> None:
-        self._owner._move(ev, self._button)
-
-    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:
-        if ev.button() != self._button:
-            return
-        self._owner._release(ev, self._button)
-        self._button = None
-
-    def mouseDoubleClickEvent(self, ev: QMouseEvent) -> None:
-        if ev.button() == Qt.MouseButton.MiddleButton:
-            self._owner.reset_view()
-
-    def wheelEvent(self, ev: QWheelEvent) -> None:
-        delta = ev.angleDelta().y() / 120.0
-        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            self._owner.zoom(_ZOOM_STEP**delta, anchor=ev.position())
-        else:
-            # Trackpads send fractions of a notch; accumulate so slow swipes still move one slice.
-            self._wheel_rest += delta
-            steps = int(self._wheel_rest)
-            self._wheel_rest -= steps
-            if steps:
-                self._owner.step(-steps)
-        ev.accept()
-
-    def leaveEvent(self, ev) -> None:
-        self._owner._hover = None
-        self._owner.cursor_moved.emit(None)
-        super().leaveEvent(ev)
-
-    def resizeEvent(self, ev) -> None:
-        super().resizeEvent(ev)
-        self.resized.emit()  # the view places its texts (pyqtgraph also resizes once in its own __init__)
-
-
 class SliceView(QWidget):
-    """Shows one axial slice of a Document's volume with its labels."""
+    """Shows one slice of a Document's volume with its labels: axial, or the ``plane`` given."""
 
     slice_changed = Signal(int)
     # Emitted once scrolling pauses (SETTLE_MS after the last change): the place for work too slow to
@@ -137,10 +66,15 @@ class SliceView(QWidget):
     overlay_changed = Signal()
     numbering_changed = Signal()  # slice numbers shown changed (another study, or head-first numbering)
 
-    def __init__(self, document: Document, parent: QWidget | None = None):
+    def __init__(self, document: Document, parent: QWidget | None = None, plane: str = AXIAL):
         super().__init__(parent)
         install_none_guard()  # see qt_compat: some PySide6 builds abort after enough repaints
         self.document = document
+        self.plane = plane
+        #: how this view's plane lies in the open volume (None until a volume is open)
+        self.geometry: PlaneGeometry | None = None
+        self._pick_tool: Tool | None = None
+        self._left_tool: Tool | None = None  # the tool that got the current left-button press
         self._slice = 0
         self._window = Window(400, 40)
         self._overlay_mode = "fill"
@@ -160,7 +94,7 @@ class SliceView(QWidget):
         self._settle_timer.setInterval(self.SETTLE_MS)
         self._settle_timer.timeout.connect(self._emit_settled)
 
-        self.canvas = _Canvas(self)
+        self.canvas = SliceCanvas(self)
         self.view_box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.view_box.setMouseEnabled(False, False)
         self.view_box.setBackgroundColor("k")
@@ -170,6 +104,10 @@ class SliceView(QWidget):
         self.overlay_item.setZValue(10)
         self.view_box.addItem(self.image_item)
         self.view_box.addItem(self.overlay_item)
+        self.crosshair_item = CrosshairItem()
+        self.crosshair_item.setZValue(20)
+        self.crosshair_item.hide()
+        self.view_box.addItem(self.crosshair_item)
         self._tool: Tool = PanTool()
         self._tool.activate(self)
         self._middle_pan = PanTool()  # the middle button pans whatever tool has the left one
@@ -204,7 +142,7 @@ class SliceView(QWidget):
         self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.slider.valueChanged.connect(self.set_slice)
         self.position_label = QLabel("–")
-        self.position_label.setMinimumWidth(230)
+        self.position_label.setMinimumWidth(230 if plane == AXIAL else 0)  # side views are narrow
         self.position_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         font = self.position_label.font()
         font.setFamily("monospace")
@@ -213,7 +151,7 @@ class SliceView(QWidget):
 
         bottom = QHBoxLayout()
         bottom.setContentsMargins(8, 4, 8, 4)
-        bottom.addWidget(QLabel("Slice"))
+        bottom.addWidget(QLabel("Slice" if plane == AXIAL else plane.capitalize()))
         bottom.addWidget(self.slider, 1)
         bottom.addWidget(self.position_label)
         layout = QVBoxLayout(self)
@@ -252,13 +190,37 @@ class SliceView(QWidget):
         self._tool.deactivate()
         self._tool = tool or PanTool()
         self._tool.activate(self)
-        self.canvas.setCursor(self._tool.cursor)
+        self._update_cursor()
+
+    def set_pick_tool(self, tool: Tool | None) -> None:
+        """A tool that takes the left button while the active tool is only the pan tool (the linked
+        crosshair); ``None``: the pan tool keeps it."""
+        if self._pick_tool is not None:
+            self._pick_tool.deactivate()
+        self._pick_tool = tool
+        if tool is not None:
+            tool.activate(self)
+        self._update_cursor()
+
+    def _left_button_tool(self) -> Tool:
+        return self._pick_tool if self._pick_tool is not None and type(self._tool) is PanTool else self._tool
+
+    def _update_cursor(self) -> None:
+        self.canvas.setCursor(self._left_button_tool().cursor)
+
+    def set_crosshair(self, ijk: tuple[int, int, int] | None) -> None:
+        """Draw the crosshair through voxel ``ijk`` (its two coordinates in this plane); None hides it."""
+        if ijk is None or self.geometry is None:
+            self.crosshair_item.hide()
+            return
+        self.crosshair_item.set_position(*self.geometry.centre_mm(ijk))
+        self.crosshair_item.show()
 
     def set_slice(self, k: int) -> None:
         volume = self.document.volume
         if volume is None:
             return
-        k = int(min(max(k, 0), volume.shape[0] - 1))
+        k = int(min(max(k, 0), self.geometry.count - 1))
         ensure_none_reserve()
         changed = k != self._slice
         self._slice = k
@@ -286,8 +248,8 @@ class SliceView(QWidget):
 
     def _update_numbering(self) -> None:
         volume = self.document.volume
-        self.numbering.count = volume.shape[0] if volume is not None else 1
-        self.numbering.reverse = self._head_first and head_is_last(volume)
+        self.numbering.count = self.geometry.count if self.geometry is not None else 1
+        self.numbering.reverse = self._head_first and self.plane == AXIAL and head_is_last(volume)
         self._update_position_text()
         self.numbering_changed.emit()
 
@@ -339,17 +301,18 @@ class SliceView(QWidget):
         volume = self.document.volume
         if volume is None:
             return None
-        i, j = int(np.floor(col)), int(np.floor(row))
-        if not (0 <= i < volume.shape[2] and 0 <= j < volume.shape[1]):
+        voxel = self.geometry.voxel_at(self._slice, col, row)
+        if voxel is None:
             return None
-        hu = float(volume.array[self._slice, j, i])
-        lps = tuple(float(v) for v in volume.index_to_world((i, j, self._slice)))
-        return CursorInfo(i, j, self._slice, hu, lps)
+        i, j, k = voxel
+        hu = float(volume.array[k, j, i])
+        lps = tuple(float(v) for v in volume.index_to_world((i, j, k)))
+        return CursorInfo(i, j, k, hu, lps)
 
     # -- drawing ------------------------------------------------------------------------------------
     def _draw_image(self) -> None:
         volume = self.document.volume
-        hu = volume.array[self._slice]
+        hu = self.geometry.section(volume.array, self._slice)  # a view: nothing of the volume is copied
         if self._display.shape != hu.shape:
             self._display = np.zeros(hu.shape, np.uint32)
         self._renderer.render(hu, out=self._display)
@@ -357,7 +320,8 @@ class SliceView(QWidget):
 
     def _draw_overlay(self) -> None:
         labels = self.document.labels
-        box = compose_slice(labels, self._slice, self._overlay_buffer)
+        box = compose_slice(labels, self._slice, self._overlay_buffer,
+                            None if self.plane == AXIAL else self.geometry)
         if box is None:
             self.overlay_item.hide()
         else:
@@ -365,7 +329,7 @@ class SliceView(QWidget):
             # pixel on each paint, so a 40-pixel lesion should not cost a 512x512 conversion.
             rows, cols = box
             self.overlay_item.set_indices(self._overlay_buffer[rows, cols])
-            sx, sy = self.document.volume.spacing[0], self.document.volume.spacing[1]
+            sx, sy = self.geometry.pixel_mm
             self.overlay_item.setRect(QRectF(cols.start * sx, rows.start * sy,
                                              (cols.stop - cols.start) * sx, (rows.stop - rows.start) * sy))
             self.overlay_item.show()
@@ -376,8 +340,10 @@ class SliceView(QWidget):
 
     def _on_volume_changed(self) -> None:
         volume = self.document.volume
-        z, h, w = volume.shape
-        sx, sy = volume.spacing[0], volume.spacing[1]
+        self.geometry = geometry = PlaneGeometry.of(volume, self.plane)
+        z = geometry.count
+        h, w = geometry.size
+        sx, sy = geometry.pixel_mm
         self._overlay_buffer = np.zeros((h, w), np.uint8)
         self._slice = z // 2
         self.slider.blockSignals(True)
@@ -389,6 +355,7 @@ class SliceView(QWidget):
         # the item's *current* image size.
         self._draw_image()
         self.image_item.setRect(QRectF(0, 0, w * sx, h * sy))
+        self.crosshair_item.set_bounds(QRectF(0, 0, w * sx, h * sy))
         self._update_lut()
         self._draw_overlay()  # places the overlay crop itself
         self._update_orientation()
@@ -398,7 +365,12 @@ class SliceView(QWidget):
         title = " · ".join(str(v) for v in (meta.get("modality"), meta.get("series_description")) if v)
         if not title and volume.source is not None:
             title = volume.source.name
-        self._corners["top_left"].setText(f"{title}\n{w} × {h} × {z}   {sx:.2f} × {sy:.2f} × {volume.spacing[2]:.2f} mm")
+        x, y, zz = volume.shape[2], volume.shape[1], volume.shape[0]
+        grid = f"{x} × {y} × {zz}   {volume.spacing[0]:.2f} × {volume.spacing[1]:.2f} × {volume.spacing[2]:.2f} mm"
+        if self.plane != AXIAL or geometry.oblique:
+            title = geometry.title if self.plane != AXIAL else f"{title}\n{geometry.title}"
+            grid = f"{sx:.2f} × {sy:.2f} mm pixels" if self.plane != AXIAL else grid
+        self._corners["top_left"].setText(f"{title}\n{grid}")
         self._show_placeholder(False)
         self.reset_view()
         self.slice_changed.emit(self._slice)
@@ -417,14 +389,12 @@ class SliceView(QWidget):
             self._draw_overlay()
 
     def _on_mask_changed(self, _label: Label, slices: range) -> None:
-        if self._slice in slices:
+        # Every axial slice crosses a coronal or sagittal one: those redraw on any change.
+        if (self._slice in slices) if self.plane == AXIAL else len(slices) > 0:
             self._draw_overlay()
 
     def _update_orientation(self) -> None:
-        direction = self.document.volume.direction
-        right, left = direction_letters(direction[:, 0])  # +column direction points to screen right
-        bottom, top = direction_letters(direction[:, 1])  # +row direction points down the screen
-        for key, text in (("left", left), ("right", right), ("top", top), ("bottom", bottom)):
+        for key, text in self.geometry.letters().items():  # from the direction cosines, any orientation
             self._letters[key].setText(text)
         self._place_texts()
 
@@ -432,12 +402,14 @@ class SliceView(QWidget):
         volume = self.document.volume
         if volume is None:
             return
-        z = float(volume.index_to_world((0, 0, self._slice))[2])
-        n = self.numbering.number(self._slice)
-        text = f"{n:>4} / {volume.shape[0]}   z {z:+8.1f} mm"
-        self.position_label.setText(text)
+        axis = self.geometry.normal_axis  # the world coordinate the slice number stands for: z, y or x
+        where = [0.0, 0.0, 0.0]
+        where[axis] = self._slice
+        z = float(volume.index_to_world(where)[axis])
+        n, count, name = self.numbering.number(self._slice), self.geometry.count, "zyx"[2 - axis]
+        self.position_label.setText(f"{n:>4} / {count}   {name} {z:+8.1f} mm")
         order = " (head first)" if self.numbering.reverse else ""
-        self._corners["bottom_left"].setText(f"Slice {n} / {volume.shape[0]}{order}\nz {z:+.1f} mm")
+        self._corners["bottom_left"].setText(f"Slice {n} / {count}{order}\n{name} {z:+.1f} mm")
         self._place_texts()
 
     def _update_window_text(self) -> None:
@@ -485,7 +457,7 @@ class SliceView(QWidget):
         if volume is None:
             return None
         point = self.view_box.mapSceneToView(self.canvas.mapToScene(ev.position().toPoint()))
-        sx, sy = volume.spacing[0], volume.spacing[1]
+        sx, sy = self.geometry.pixel_mm
         mods = ev.modifiers()
         return ToolEvent(
             col=point.x() / sx,
@@ -503,7 +475,8 @@ class SliceView(QWidget):
             return
         button = ev.button()
         if button == Qt.MouseButton.LeftButton:
-            self._tool.press(self._tool_event(ev))
+            self._left_tool = self._left_button_tool()
+            self._left_tool.press(self._tool_event(ev))
         elif button == Qt.MouseButton.MiddleButton:
             self._middle_pan.press(self._tool_event(ev))
         elif button == Qt.MouseButton.RightButton:
@@ -513,8 +486,8 @@ class SliceView(QWidget):
         if self.document.volume is None:
             return
         event = self._tool_event(ev)
-        if button == Qt.MouseButton.LeftButton:
-            self._tool.move(event)
+        if button == Qt.MouseButton.LeftButton and self._left_tool is not None:
+            self._left_tool.move(event)
         elif button == Qt.MouseButton.MiddleButton:
             self._middle_pan.move(event)
         elif button == Qt.MouseButton.RightButton and self._drag_start is not None:
@@ -529,8 +502,9 @@ class SliceView(QWidget):
     def _release(self, ev: QMouseEvent, button: Qt.MouseButton) -> None:
         if self.document.volume is None:
             return
-        if button == Qt.MouseButton.LeftButton:
-            self._tool.release(self._tool_event(ev))
+        if button == Qt.MouseButton.LeftButton and self._left_tool is not None:
+            self._left_tool.release(self._tool_event(ev))
+            self._left_tool = None
         elif button == Qt.MouseButton.MiddleButton:
             self._middle_pan.release(self._tool_event(ev))
         self._drag_start = None
@@ -540,7 +514,7 @@ class SliceView(QWidget):
         volume = self.document.volume
         if volume is None:
             return super().keyPressEvent(ev)
-        page = max(1, volume.shape[0] // 10)
+        page = max(1, self.geometry.count // 10)
         key = ev.key()
         moves = {
             Qt.Key.Key_Up: -1,
@@ -555,7 +529,7 @@ class SliceView(QWidget):
         elif key == Qt.Key.Key_Home:
             self.set_slice(0)
         elif key == Qt.Key.Key_End:
-            self.set_slice(volume.shape[0] - 1)
+            self.set_slice(self.geometry.count - 1)
         else:
             return super().keyPressEvent(ev)
         ev.accept()
