@@ -134,11 +134,16 @@ def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", thr
     from lsms_viewer.state.session import Autosaver
     from lsms_viewer.views.annotation_panel import AnnotationPanel
     from lsms_viewer.views.measure_panel import MeasurePanel
+    from lsms_viewer.views.ruler_list import RulerList
 
     document = Document()
     history = UndoHistory(document, budget_bytes=undo_budget_bytes())
     window = MainWindow(document)
-    autosaver = Autosaver(document, history, view_state=lambda: view_state_of(window.slice_view))
+    rulers = window.planes.rulers  # kept in the session's view part, saved whenever one is added or removed
+    autosaver = Autosaver(document, history,
+                          view_state=lambda: {**view_state_of(window.slice_view), "rulers": rulers.to_json()})
+    rulers.added.connect(lambda _ruler: autosaver.save())
+    rulers.removed.connect(lambda _ruler: autosaver.save())
     opening = OpeningController(window, autosaver)
     export = ExportController(window)
     window.add_to_toolbar([opening.open_action, export.export_action], first=True)
@@ -159,6 +164,10 @@ def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", thr
     slice_view = window.slice_view
     measurements = Measurements(document)  # one measurement of each lesion for the dock and the form
     measure_panel = MeasurePanel(document, measurements, slice_view)
+    planes = window.planes
+    measure_panel.layout().insertWidget(1, RulerList(
+        rulers, show_slice=lambda plane, index: planes.views[plane].set_slice(index),
+        number_of=lambda plane, index: planes.views[plane].numbering.number(index)))
     measure_dock = window.add_dock(measure_panel, "Measurements", Qt.DockWidgetArea.BottomDockWidgetArea)
     annotation_panel = AnnotationPanel(document, measurements, slice_view,
                                        window_of=lambda: (float(slice_view.window.width),
@@ -181,6 +190,8 @@ def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", thr
     segmentation.result_applied.connect(lambda *_: candidates_dock.raise_())
 
     refining = RefiningController(window, history, engine_of=lambda: segmentation.engine)
+    editing.add_tool("ruler", "Ruler", "R", "Drag a line in any plane to measure it in mm (listed under "
+                     "Measurements, kept with the study)", planes.ruler_tools["axial"])
     editing.add_tool("box", "Box", "Shift+B", "Drag a rectangle around a lesion: LiteMedSAM draws it into the "
                      "active label (a new label if none)", refining.tool)
 

@@ -206,6 +206,8 @@ class RecoveryController(QObject):
             self.window.statusBar().showMessage(f"Not restored: {exc}", 15000)
             return False
         view = ViewState.from_json(data.header.get("view"))
+        saved_view = data.header.get("view") if isinstance(data.header.get("view"), dict) else {}
+        data.notes += self.window.planes.rulers.load(saved_view.get("rulers", []))
         volume = self.document.volume
         if view.slice_index is not None:
             if 0 <= view.slice_index < volume.shape[0]:

@@ -8,7 +8,8 @@ with the linked crosshair on (X) a left click or drag in the coronal or sagittal
 the axial view while no editing tool is chosen (a drag there pans, as it always has), moves the two others
 there; editing works in the axial view only. The display window
 and the overlay mode are shared by the three. Cine (Space) steps through the axial slices at a chosen
-rate, looping, until paused.
+rate, looping, until paused. Rulers (``lsms_viewer.state.rulers``) are drawn on the slice they were
+measured on, in their plane; the ruler tool (R) measures in all three views.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from lsms_viewer import settings as user_settings
 from lsms_viewer.actions import make_action
 from lsms_viewer.display.planes import AXIAL, CORONAL, SAGITTAL, patient_position_text
 from lsms_viewer.state.document import Document
-from lsms_viewer.tools.base import PanTool
+from lsms_viewer.state.rulers import Rulers
+from lsms_viewer.tools.base import PanTool, ToolEvent
 from lsms_viewer.tools.crosshair import CrosshairTool
+from lsms_viewer.tools.ruler import RulerTool
+from lsms_viewer.views.slice_items import RulerOverlay
 from lsms_viewer.views.slice_view import SliceView
 
 #: layout key -> menu text; "1+2" (the default) shows the axial view large and the two others stacked
@@ -61,7 +65,15 @@ class PlaneViews(QWidget):
         self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setSpacing(2)
         self.layout_key = ""
+        self.rulers = Rulers(document)
+        self.ruler_tools = {plane: RulerTool(lambda a, b, p=plane: self._measured(p, a, b)) for plane in self.views}
+        self.ruler_items: dict[str, RulerOverlay] = {}
         for plane, view in self.views.items():
+            item = RulerOverlay()
+            item.setZValue(30)
+            item.hide()
+            view.view_box.addItem(item)
+            self.ruler_items[plane] = item
             view.slice_changed.connect(lambda k, p=plane: self._slice_moved(p, k))
             view.window_changed.connect(self._share_window)
             # Sizes come from the layout's stretch factors alone: a view whose texts change (slice numbers)
@@ -70,6 +82,9 @@ class PlaneViews(QWidget):
             if plane != AXIAL:
                 view.canvas.setToolTip(f"{plane.capitalize()} view. {AXIAL_ONLY_TIP}")
         document.events.volume_changed.connect(self._on_volume_changed)
+        self.axial.tool_changed.connect(self._axial_tool_changed)
+        for event in (self.rulers.added, self.rulers.removed, self.rulers.reset):
+            event.connect(lambda *_: self._draw_rulers())
         self._cine = QTimer(self)
         self._cine.timeout.connect(self._cine_step)
         self._build_actions()
@@ -147,6 +162,7 @@ class PlaneViews(QWidget):
             grid.setRowStretch(1, 1)
         self.layout_key = key
         self.layout_actions[key].setChecked(True)
+        self._update_info()
         # The views take their new sizes when the layout runs: fit the images afterwards.
         QTimer.singleShot(0, self, self.reset_views)
         if remember:
@@ -209,6 +225,8 @@ class PlaneViews(QWidget):
         view = self.views[plane]
         if self._point is None or view.geometry is None:
             return
+        if len(self.rulers) or self.ruler_items[plane].isVisible():
+            self._draw_rulers(plane)
         if self._point[view.geometry.normal_axis] != k:
             self._point[view.geometry.normal_axis] = k
             self._point_moved()
@@ -224,6 +242,8 @@ class PlaneViews(QWidget):
 
     def _update_info(self) -> None:
         volume = self.document.volume
+        if self.layout_key != "2x2":
+            return  # hidden; set_layout fills it when it shows
         if volume is None or self._point is None:
             self.info.setText("")
             return
@@ -278,3 +298,37 @@ class PlaneViews(QWidget):
             return
         numbering = view.numbering
         view.set_slice(numbering.index(numbering.number(view.current_slice) % numbering.count + 1))
+
+    # -- rulers -----------------------------------------------------------------------------------------
+    def _axial_tool_changed(self, tool) -> None:
+        """The ruler measures in every plane: the side views take it when the axial view does."""
+        for plane in (CORONAL, SAGITTAL):
+            self.views[plane].set_tool(self.ruler_tools[plane] if isinstance(tool, RulerTool) else None)
+
+    def _measured(self, plane: str, start: ToolEvent, end: ToolEvent) -> None:
+        geometry = self.views[plane].geometry
+        if geometry is None:
+            return
+        h, w = geometry.size
+
+        def voxel(event: ToolEvent):
+            col, row = min(max(event.col, 0.0), float(w)), min(max(event.row, 0.0), float(h))
+            return geometry.to_voxel(event.slice_index + 0.5, col, row)
+
+        ruler = self.rulers.add(plane, start.slice_index, voxel(start), voxel(end))
+        volume = self.document.volume
+        self.message.emit(f"Ruler {ruler.id}: {ruler.length_mm(volume):.1f} mm ({plane}); listed under "
+                          "Measurements")
+
+    def _draw_rulers(self, only: str | None = None) -> None:
+        volume = self.document.volume
+        for plane, view in self.views.items():
+            if (only is not None and plane != only) or view.geometry is None or volume is None:
+                continue
+            geometry, (px, py) = view.geometry, view.geometry.pixel_mm
+            lines = []
+            for ruler in self.rulers.on(plane, view.current_slice):
+                _, c1, r1 = geometry.to_plane(ruler.start)
+                _, c2, r2 = geometry.to_plane(ruler.end)
+                lines.append((c1 * px, r1 * py, c2 * px, r2 * py, f"{ruler.length_mm(volume):.1f} mm"))
+            self.ruler_items[plane].set_rulers(lines)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QLineF, QMargins, QRectF, Qt, Signal
+from PySide6.QtCore import QLineF, QMargins, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPen, QTransform, QWheelEvent
 from PySide6.QtWidgets import QLabel, QWidget
 
@@ -219,3 +219,62 @@ class CrosshairItem(pg.GraphicsObject):
         painter.setPen(self._pen)
         painter.drawLines([QLineF(b.left(), y, x - gap_x, y), QLineF(x + gap_x, y, b.right(), y),
                            QLineF(x, b.top(), x, y - gap_y), QLineF(x, y + gap_y, x, b.bottom())])
+
+
+class RulerOverlay(pg.GraphicsObject):
+    """The rulers on the shown slice: a line with end ticks and its length, one pixel wide at any zoom;
+    the text is drawn in screen pixels beside the line's end, so it never scales with the zoom."""
+
+    COLOR = QColor(255, 230, 90)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rulers: list[tuple[float, float, float, float, str]] = []
+        self._bounds = QRectF()
+        self._pen = QPen(self.COLOR)
+        self._pen.setCosmetic(True)
+        self._pen.setWidth(2)
+        self._font = QFont()
+        self._font.setPointSize(10)
+        self._font.setBold(True)
+
+    def set_rulers(self, rulers: list[tuple[float, float, float, float, str]]) -> None:
+        """(x1, y1, x2, y2, text) in millimetres of the view."""
+        self.prepareGeometryChange()
+        self._rulers = list(rulers)
+        if rulers:
+            xs = [v for r in rulers for v in (r[0], r[2])]
+            ys = [v for r in rulers for v in (r[1], r[3])]
+            self._bounds = QRectF(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)).adjusted(-50, -50, 50, 50)
+        else:
+            self._bounds = QRectF()
+        self.setVisible(bool(rulers))
+        self.update()
+
+    def rulers(self) -> list[tuple[float, float, float, float, str]]:
+        return list(self._rulers)
+
+    def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def paint(self, painter, *args) -> None:
+        transform = painter.transform()
+        screen = []
+        for x1, y1, x2, y2, text in self._rulers:
+            screen.append((transform.map(QPointF(x1, y1)), transform.map(QPointF(x2, y2)), text))
+        painter.resetTransform()  # ticks and text in screen pixels
+        shadow = QPen(QColor(0, 0, 0, 200))
+        shadow.setWidth(3)
+        painter.setFont(self._font)
+        for a, b, text in screen:
+            line = QLineF(a, b)
+            normal = line.normalVector().unitVector()
+            tick = QPointF(normal.dx() * 5, normal.dy() * 5)
+            for pen in (shadow, self._pen):
+                painter.setPen(pen)
+                painter.drawLines([line, QLineF(a - tick, a + tick), QLineF(b - tick, b + tick)])
+            where = b + QPointF(8, 4)
+            painter.setPen(QColor(0, 0, 0, 230))
+            painter.drawText(where + QPointF(1, 1), text)
+            painter.setPen(self.COLOR)
+            painter.drawText(where, text)

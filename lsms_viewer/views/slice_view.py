@@ -65,6 +65,7 @@ class SliceView(QWidget):
     cursor_moved = Signal(object)  # CursorInfo or None
     overlay_changed = Signal()
     numbering_changed = Signal()  # slice numbers shown changed (another study, or head-first numbering)
+    tool_changed = Signal(object)  # the Tool given the left button
 
     def __init__(self, document: Document, parent: QWidget | None = None, plane: str = AXIAL):
         super().__init__(parent)
@@ -191,6 +192,7 @@ class SliceView(QWidget):
         self._tool = tool or PanTool()
         self._tool.activate(self)
         self._update_cursor()
+        self.tool_changed.emit(self._tool)
 
     def set_pick_tool(self, tool: Tool | None) -> None:
         """A tool that takes the left button while the active tool is only the pan tool (the linked
