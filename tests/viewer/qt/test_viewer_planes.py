@@ -232,3 +232,19 @@ def test_space_plays_the_axial_slices_in_a_loop_and_stops(viewer, qtbot):
     stopped = ax.current_slice
     QTest.qWait(200)
     assert ax.current_slice == stopped
+
+
+def test_bench_render_scrolls_the_plane_asked_for(capsys):
+    import argparse
+    import json
+
+    from lsms_viewer.bench import render as bench_render
+
+    parser = argparse.ArgumentParser()
+    bench_render.register(parser.add_subparsers())
+    args = parser.parse_args(["render", "--size", "48", "--slices", "6", "--passes", "1", "--labels", "2",
+                              "--plane", "sagittal", "--json"])
+    assert args.func(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["plane"] == "sagittal" and result["shape"] == [6, 48, 48] and result["steps"] == 48
+    assert result["ms_per_slice"] > 0 and result["baseline_ms_per_slice"] > 0
