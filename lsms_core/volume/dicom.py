@@ -19,6 +19,9 @@ How a stack becomes a grid (the rules every serious reader follows, spelled out)
 from __future__ import annotations
 
 import math
+import os
+import struct
+import sys
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -133,14 +136,68 @@ def _looks_like_dicom(path: Path) -> bool:
     return len(head) >= 8 and head[:2] in (b"\x08\x00", b"\x02\x00", b"\x00\x08", b"\x00\x02")
 
 
+def _past_image_groups(tag, vr, length) -> bool:
+    return tag > 0x0028FFFF
+
+
+def _pixel_data_at_end(fp, size: int, syntax: str, ds) -> tuple[int, int] | None:
+    """(offset, length) of PixelData when it is the file's last element and holds exactly one native frame
+    of ``ds``'s size: its element header is read back just before the value, so nothing is assumed.
+    None when anything differs (trailing padding, several frames, encapsulated data...)."""
+    order = _NATIVE_SYNTAXES.get(syntax)
+    rows, cols = _get(ds, "Rows"), _get(ds, "Columns")
+    bits = _get(ds, "BitsAllocated")
+    if order is None or rows is None or cols is None or bits not in (8, 16, 32):
+        return None
+    nbytes = int(rows) * int(cols) * int(bits) // 8
+    nbytes += nbytes & 1  # values are padded to an even length
+    explicit = syntax != "1.2.840.10008.1.2"
+    head = 12 if explicit else 8
+    offset = size - nbytes
+    if nbytes == 0 or offset - head < 0:
+        return None
+    fp.seek(offset - head)
+    raw = fp.read(head)
+    if len(raw) != head:
+        return None
+    group, element = struct.unpack(order + "HH", raw[:4])
+    if (group, element) != (0x7FE0, 0x0010):
+        return None
+    if explicit:
+        if raw[4:6] not in (b"OW", b"OB") or raw[6:8] != b"\0\0":
+            return None
+        length = struct.unpack(order + "I", raw[8:12])[0]
+    else:
+        length = struct.unpack(order + "I", raw[4:8])[0]
+    return (offset, length) if length == nbytes else None
+
+
 def _read_header(path: Path):
-    """The dataset with pixel data deferred (value offset kept), or raise VolumeError."""
+    """The dataset with pixel data deferred (value offset kept), or raise VolumeError.
+
+    Fast path for single-frame native images (nearly every CT series): the header is parsed up to group
+    0x0028 only (everything the loader reads lives there), and PixelData is found at the end of the file
+    by reading its element header back (``_pixel_data_at_end``); its (offset, length) is kept as
+    ``ds._lsms_pixel``. Scanner headers carry hundreds of private and protocol elements after group 0x0028;
+    not parsing them is most of the time a series takes to load. Anything else (multi-frame, encapsulated
+    or trailing data) is parsed whole, as before.
+    """
     import pydicom
     from pydicom.errors import InvalidDicomError
+    from pydicom.filereader import read_partial
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            with open(path, "rb") as fp:
+                ds = read_partial(fp, _past_image_groups, defer_size=4096, force=True)
+                # A classic image has its position at the top level; an enhanced one (even single-frame) in
+                # its functional groups, after group 0x0028: that needs the whole header.
+                if int(_number(_get(ds, "NumberOfFrames", 1), 1)) == 1 and "ImagePositionPatient" in ds:
+                    pixel = _pixel_data_at_end(fp, os.fstat(fp.fileno()).st_size, _transfer_syntax(ds), ds)
+                    if pixel is not None:
+                        ds._lsms_pixel = pixel
+                        return ds
             return pydicom.dcmread(path, defer_size=4096, force=True)
     except (InvalidDicomError, EOFError) as exc:
         raise VolumeError(path, f"not a readable DICOM file ({exc})") from exc
@@ -148,7 +205,52 @@ def _read_header(path: Path):
         raise VolumeError(path, f"cannot parse the DICOM header ({one_line(exc)})") from exc
 
 
+# Elements the loader reads from every file, whose raw bytes are decoded here without building pydicom's
+# element objects (the per-file cost of a series is mostly that): value representation -> decoder.
+_FAST_VRS = frozenset({"US", "DS", "IS", "UI", "CS"})
+_FAST_TAGS = {
+    "Rows": 0x00280010, "Columns": 0x00280011, "BitsAllocated": 0x00280100, "BitsStored": 0x00280101,
+    "PixelRepresentation": 0x00280103, "SamplesPerPixel": 0x00280002, "PhotometricInterpretation": 0x00280004,
+    "ImagePositionPatient": 0x00200032, "ImageOrientationPatient": 0x00200037, "PixelSpacing": 0x00280030,
+    "RescaleSlope": 0x00281053, "RescaleIntercept": 0x00281052, "InstanceNumber": 0x00200013,
+    "NumberOfFrames": 0x00280008, "SeriesInstanceUID": 0x0020000E, "SOPClassUID": 0x00080016,
+}
+_MISSING = object()
+
+
+def _raw_value(ds, name: str):
+    """The value of a still-raw explicit-VR element of _FAST_TAGS, decoded as pydicom would (a str or an
+    int, a list for several values); _MISSING when it must go through pydicom (converted already, implicit
+    VR, another VR than the standard's, odd bytes)."""
+    tag = _FAST_TAGS.get(name)
+    elems = getattr(ds, "_dict", None)
+    if tag is None or elems is None:
+        return _MISSING
+    raw = elems.get(tag, _MISSING)
+    if raw is _MISSING:
+        return None  # absent
+    if type(raw).__name__ != "RawDataElement" or raw.VR not in _FAST_VRS or raw.value is None:
+        return _MISSING
+    data = raw.value
+    if raw.VR == "US":
+        if len(data) % 2:
+            return _MISSING
+        values = struct.unpack(("<" if raw.is_little_endian else ">") + "H" * (len(data) // 2), data)
+    else:
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError:
+            return _MISSING
+        values = [v.strip(" \0") for v in text.split("\\")]
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else list(values)
+
+
 def _get(ds, name: str, default=None):
+    value = _raw_value(ds, name)
+    if value is not _MISSING:
+        return default if value is None or value == "" else value
     try:
         with warnings.catch_warnings():  # pydicom warns on invalid values; they read as they are
             warnings.simplefilter("ignore")
@@ -215,7 +317,7 @@ def _image_problem(ds) -> str | None:
         return "a DICOMDIR index, not an image (open its folder to load the series it lists)"
     if sop in _SEG_CLASSES:
         return "a DICOM SEG segmentation object, not a CT image"
-    if "PixelData" not in ds:
+    if "PixelData" not in ds and getattr(ds, "_lsms_pixel", None) is None:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             return "float pixel data (parametric map) is not supported"
         return f"no image in this file ({_sop_name(ds)})"
@@ -263,21 +365,26 @@ def _slope(value, default: float) -> tuple[float, str | None]:
 
 
 def _frames_of(path: Path, ds) -> list[_Frame]:
-    rows, cols = int(ds.Rows), int(ds.Columns)
+    rows, cols = int(_number(_get(ds, "Rows"), 0)), int(_number(_get(ds, "Columns"), 0))
     bits = int(_number(_get(ds, "BitsAllocated", 16), 16))
     stored = int(_number(_get(ds, "BitsStored", bits), bits))
     signed = int(_number(_get(ds, "PixelRepresentation", 0), 0)) == 1
     syntax = _transfer_syntax(ds)
     order = _NATIVE_SYNTAXES.get(syntax) if bits in (8, 16, 32) else None
-    raw = ds._dict.get(0x7FE00010)
+    fast = getattr(ds, "_lsms_pixel", None)
     offset = None
-    if order is not None and raw is not None and getattr(raw, "value_tell", None) is not None \
-            and getattr(raw, "value", None) is None and raw.length not in (0, 0xFFFFFFFF):
-        offset = int(raw.value_tell)
+    if fast is not None:
+        offset, length = (fast[0] if order is not None else None), fast[1]
+    else:
+        raw = ds._dict.get(0x7FE00010)
+        length = raw.length if raw is not None else 0
+        if order is not None and raw is not None and getattr(raw, "value_tell", None) is not None \
+                and getattr(raw, "value", None) is None and raw.length not in (0, 0xFFFFFFFF):
+            offset = int(raw.value_tell)
     n_frames = int(_number(_get(ds, "NumberOfFrames", 1), 1))
     frame_bytes = rows * cols * bits // 8
-    if offset is not None and raw.length < n_frames * frame_bytes:
-        raise VolumeError(path, f"pixel data holds {raw.length} bytes, {n_frames} frame(s) of "
+    if offset is not None and length < n_frames * frame_bytes:
+        raise VolumeError(path, f"pixel data holds {length} bytes, {n_frames} frame(s) of "
                                 f"{rows}x{cols}x{bits} bits need {n_frames * frame_bytes}")
     top_ipp = _floats(_get(ds, "ImagePositionPatient"), 3)
     top_iop = _floats(_get(ds, "ImageOrientationPatient"), 6)
@@ -656,6 +763,12 @@ def _store(out: np.ndarray, k: int, raw: np.ndarray, f: _Frame, check: bool) -> 
             out[k] += np.float32(f.intercept)
 
 
+def _straight_into(out: np.ndarray, f: _Frame, check: bool) -> bool:
+    return (out.dtype == np.int16 and not check and f.slope == 1 and f.bits_allocated == 16
+            and f.native_order == ("<" if sys.byteorder == "little" else ">")
+            and -32768 <= f.intercept <= 32767 and out.flags.c_contiguous)
+
+
 def read_pixels(frames: list[_Frame], grid_index: list[int], count: int, dtype: np.dtype, check: bool,
                 progress: Progress, cancel: Cancel, what) -> np.ndarray:
     rows, cols = frames[0].rows, frames[0].cols
@@ -686,6 +799,18 @@ def read_pixels(frames: list[_Frame], grid_index: list[int], count: int, dtype: 
                 with open(path, "rb", buffering=0) as fp:
                     for f, k in direct:
                         dt = _stored_dtype(f)
+                        if _straight_into(out, f, check):
+                            # 16-bit pixels, slope 1, int16 output whose range is known to fit: the bytes go
+                            # straight into the output slice and the intercept is added in place. Same
+                            # values as the general path (int16 arithmetic is exact when the result fits).
+                            fp.seek(f.pixel_offset)
+                            got = fp.readinto(memoryview(out[k]).cast("B"))
+                            if got != out[k].nbytes:
+                                raise VolumeError(path, f"pixel data is truncated ({got} of {out[k].nbytes} bytes)")
+                            if f.intercept:
+                                out[k] += np.int16(f.intercept)
+                            filled[k] = True
+                            continue
                         buf = buffers.get(dt)
                         if buf is None:
                             buf = buffers[dt] = np.empty((rows, cols), dt)
