@@ -33,6 +33,11 @@ _VOXEL_AXIS_NAMES = "ijk"
 OBLIQUE_DEGREES = 1.0  # a plane whose normal is further than this from a world axis is called oblique
 
 
+def normal_axis_of(plane: str) -> int:
+    """The voxel axis (0 = i, 1 = j, 2 = k) that ``plane``'s slices are numbered along."""
+    return _AXES[plane][0]
+
+
 def direction_letters(vector) -> tuple[str, str]:
     """(letter at the positive end, letter at the negative end) of an LPS direction, e.g. ("L", "R").
 
@@ -82,7 +87,7 @@ class PlaneGeometry:
     # -- axes ---------------------------------------------------------------------------------------
     @property
     def normal_axis(self) -> int:
-        return _AXES[self.plane][0]
+        return normal_axis_of(self.plane)
 
     @property
     def col_axis(self) -> int:

@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lsms_viewer.display.overlay import compose_slice, lookup_table
-from lsms_viewer.display.planes import AXIAL, PlaneGeometry
+from lsms_viewer.display.overlay import LabelExtents, compose_slice, lookup_table
+from lsms_viewer.display.planes import AXIAL, PlaneGeometry, normal_axis_of
 from lsms_viewer.display.slice_numbers import SliceNumbering, head_is_last
 from lsms_viewer.display.windowing import SliceRenderer, Window, matching_preset
 from lsms_viewer.qt_compat import ensure_none_reserve, install_none_guard
@@ -76,6 +76,8 @@ class SliceView(QWidget):
         self.geometry: PlaneGeometry | None = None
         self._pick_tool: Tool | None = None
         self._left_tool: Tool | None = None  # the tool that got the current left-button press
+        # coronal and sagittal views skip labels their slice does not cross (None in the axial view)
+        self._extents = None if plane == AXIAL else LabelExtents(normal_axis_of(plane))
         self._slice = 0
         self._window = Window(400, 40)
         self._overlay_mode = "fill"
@@ -322,8 +324,11 @@ class SliceView(QWidget):
 
     def _draw_overlay(self) -> None:
         labels = self.document.labels
-        box = compose_slice(labels, self._slice, self._overlay_buffer,
-                            None if self.plane == AXIAL else self.geometry)
+        if self._extents is None:
+            box = compose_slice(labels, self._slice, self._overlay_buffer)
+        else:
+            box = compose_slice(labels, self._slice, self._overlay_buffer, self.geometry,
+                                lambda label: self._extents.reaches(label, self._slice))
         if box is None:
             self.overlay_item.hide()
         else:
@@ -343,6 +348,8 @@ class SliceView(QWidget):
     def _on_volume_changed(self) -> None:
         volume = self.document.volume
         self.geometry = geometry = PlaneGeometry.of(volume, self.plane)
+        if self._extents is not None:
+            self._extents.clear()
         z = geometry.count
         h, w = geometry.size
         sx, sy = geometry.pixel_mm
@@ -377,7 +384,9 @@ class SliceView(QWidget):
         self.reset_view()
         self.slice_changed.emit(self._slice)
 
-    def _on_labels_changed(self, _label: Label) -> None:
+    def _on_labels_changed(self, label: Label) -> None:
+        if self._extents is not None:
+            self._extents.forget(label)
         if self.document.volume is None:
             return
         self._update_lut()
@@ -390,7 +399,9 @@ class SliceView(QWidget):
             self._update_lut()
             self._draw_overlay()
 
-    def _on_mask_changed(self, _label: Label, slices: range) -> None:
+    def _on_mask_changed(self, label: Label, slices: range) -> None:
+        if self._extents is not None:
+            self._extents.grow(label, slices)
         # Every axial slice crosses a coronal or sagittal one: those redraw on any change.
         if (self._slice in slices) if self.plane == AXIAL else len(slices) > 0:
             self._draw_overlay()

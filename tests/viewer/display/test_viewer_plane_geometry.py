@@ -184,3 +184,22 @@ def test_dicom_series_show_radiologically(tmp_path, orientation, tilt):
     assert geos[CORONAL].letters()["top"][0] == "S" and geos[CORONAL].letters()["left"][0] == "R"
     assert geos[SAGITTAL].letters()["left"][0] == "A"
     assert geos[SAGITTAL].oblique == (orientation[4] != 1 and orientation[4] != -1 or tilt != 0)
+
+
+def test_label_extents_skip_only_slices_a_label_cannot_reach():
+    from lsms_viewer.display.overlay import LabelExtents
+
+    mask = np.zeros((6, 7, 8), bool)
+    mask[2, 3, 4] = True
+    label = Label(id=1, name="a", expression="", color=(1, 2, 3), mask=mask)
+    sagittal, coronal = LabelExtents(0), LabelExtents(1)  # normals i and j
+    assert [sagittal.reaches(label, i) for i in range(8)] == [i == 4 for i in range(8)]
+    assert [coronal.reaches(label, j) for j in range(7)] == [j == 3 for j in range(7)]
+    mask[5, 6, 0] = True  # an edit on axial slice 5
+    sagittal.grow(label, range(5, 6))
+    coronal.grow(label, range(5, 6))
+    assert sagittal.reaches(label, 0) and coronal.reaches(label, 6)
+    out = np.zeros((6, 7), np.uint8)
+    geo = PlaneGeometry.for_grid(mask.shape, (1, 1, 1), np.eye(3), SAGITTAL)
+    assert compose_slice([label], 0, out, geo, lambda lab: sagittal.reaches(lab, 0)) is not None
+    assert compose_slice([label], 1, out, geo, lambda lab: sagittal.reaches(lab, 1)) is None
