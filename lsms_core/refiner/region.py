@@ -124,7 +124,9 @@ def refine_region(refiner, slices_hu: np.ndarray, raw: np.ndarray, probs: np.nda
     slices = np.asarray(slices_hu)
     if slices.ndim == 2:
         slices, raw, probs = slices[None], np.asarray(raw)[None], np.asarray(probs)[None]
-    raw, probs = np.asarray(raw, bool), np.asarray(probs, np.float32)
+    # probs stay as given (the engine's are float16): a float32 copy of a 512x512x300 run is 300 MB; each
+    # slice is converted when it is refined
+    raw, probs = np.asarray(raw, bool), np.asarray(probs)
     _check(slices, raw, probs)
     rule = rule or BoxRule(margin_mm=refiner.box_margin_mm)
     spacing_yx = (float(spacing_zyx[1]), float(spacing_zyx[2]))
@@ -143,7 +145,8 @@ def refine_region(refiner, slices_hu: np.ndarray, raw: np.ndarray, probs: np.nda
     drawn: list[int] = []  # slices LiteMedSAM drew itself: the only ones propagation starts from
     for k in todo:
         check_cancel()
-        mask, box, runs, history = refine_slice(refiner, slices[k], raw[k], probs[k], spacing_yx, rule)
+        mask, box, runs, history = refine_slice(refiner, slices[k], raw[k], np.asarray(probs[k], np.float32),
+                                                spacing_yx, rule)
         out.mask[k] = mask
         if box is not None:
             out.boxes[k] = box
