@@ -10,8 +10,10 @@ it gained nothing measurable over the grown box.
 
 Propagation: the referring network may miss the lesion's first and last slices, where it is small. From
 each end of the slices LiteMedSAM drew, the box of the last drawn mask prompts the next slice; it continues
-while the new mask is at least ``min_area_mm2`` and ``min_shrink`` of the previous one and overlaps it
-(``min_overlap`` of its area), and never more than
+while the new mask is at least ``min_area_mm2`` and ``min_shrink`` of the previous one, overlaps it
+(``min_overlap`` of its area) and keeps the lesion's density (mean HU within ``max_hu_drift`` of the
+referred slices'; measured on 3D-IRCADb 1.7: past the tumour's poles LiteMedSAM keeps drawing liver in the
+box, 40 to 110 HU denser than the tumour, with the same overlap and size), and never more than
 ``max_propagation`` slices each way, which keeps a volume run's cost at (region slices + 2 x
 max_propagation) encoder runs.
 """
@@ -111,6 +113,13 @@ def rebox(mask: np.ndarray, tight: Box, box: Box, spacing_yx: tuple[float, float
     return x0, y0, x1, y1
 
 
+def _mean_hu(slices: np.ndarray, masks: np.ndarray, ks: list[int], offset: int | None = None) -> float:
+    """Mean HU under ``masks[k]`` over ``ks`` (``offset``: the slice of ``slices`` a single mask lies on)."""
+    values = [slices[k if offset is None else offset][masks[k]] for k in ks]
+    values = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.zeros(0)
+    return float(values.mean()) if values.size else float("nan")
+
+
 def _check(slices: np.ndarray, raw: np.ndarray, probs: np.ndarray) -> None:
     if slices.ndim != 3 or raw.shape != slices.shape or probs.shape != slices.shape:
         raise ValueError(f"refine_region: slices {slices.shape}, raw {raw.shape} and probs {probs.shape} must "
@@ -120,7 +129,8 @@ def _check(slices: np.ndarray, raw: np.ndarray, probs: np.ndarray) -> None:
 def refine_region(refiner, slices_hu: np.ndarray, raw: np.ndarray, probs: np.ndarray,
                   spacing_zyx: tuple[float, float, float], cancel: Callable[[], bool] | None = None, *,
                   rule: BoxRule | None = None, max_propagation: int = 8, min_area_mm2: float = 4.0,
-                  min_overlap: float = 0.3, min_shrink: float = 0.2) -> Generator[tuple[int, int], None, RefinedRegion]:
+                  min_overlap: float = 0.3, min_shrink: float = 0.2,
+                  max_hu_drift: float = 40.0) -> Generator[tuple[int, int], None, RefinedRegion]:
     slices = np.asarray(slices_hu)
     if slices.ndim == 2:
         slices, raw, probs = slices[None], np.asarray(raw)[None], np.asarray(probs)[None]
@@ -161,6 +171,7 @@ def refine_region(refiner, slices_hu: np.ndarray, raw: np.ndarray, probs: np.nda
                          f"on {kept} of {len(todo)} slice(s); those keep the region as LSMS drew it")
 
     if drawn and max_propagation > 0:
+        seed_hu = _mean_hu(slices, out.mask, drawn)
         for step, end in ((-1, drawn[0]), (1, drawn[-1])):
             k, prev = end + step, out.mask[end]
             added = 0
@@ -173,7 +184,8 @@ def refine_region(refiner, slices_hu: np.ndarray, raw: np.ndarray, probs: np.nda
                 yield done, planned
                 area = mask.sum() * pixel_mm2
                 overlap = (mask & prev).sum() / max(mask.sum(), 1)
-                if area < min_area_mm2 or overlap < min_overlap or mask.sum() < min_shrink * prev.sum():
+                if (area < min_area_mm2 or overlap < min_overlap or mask.sum() < min_shrink * prev.sum()
+                        or abs(_mean_hu(slices, mask[None], [0], k) - seed_hu) > max_hu_drift):
                     break
                 out.mask[k] = mask
                 out.boxes[k] = box
