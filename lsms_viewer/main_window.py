@@ -420,6 +420,7 @@ class MainWindow(QMainWindow):
         ("Ctrl+wheel", "zoom about the cursor"),
         ("Middle drag (left drag with Pan)", "pan"),
         ("Right drag", "window: left/right = width, up/down = level"),
+        ("Left click or drag in coronal / sagittal (click in axial with Pan)", "move the linked crosshair"),
         ("Shift + brush", "erase with the brush"),
         ("Ctrl + click (Keep / Remove piece)", "the 3D lesion instead of the slice's piece"),
         ("Enter (in the words box)", "run the expression"),

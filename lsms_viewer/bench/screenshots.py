@@ -10,6 +10,8 @@ window's notice says the weights are missing. A run in progress is shown with wh
 mask on its grid through File ▸ Import labels (named as a reference mask), ``--words`` puts an expression
 in the box and runs the model on the shown slice, ``--slice N`` shows slice N (1-based, file order), and
 ``--credit TEXT`` shows a line in the window's banner (the README's 3D-IRCADb screenshots carry its credit).
+The window shows the axial, coronal and sagittal views (its default layout) with the crosshair through the
+middle of the labelled lesion on the shown slice; ``planes_2x2.png`` shows the 2x2 layout of a ``--ct`` study.
 """
 
 from __future__ import annotations
@@ -60,6 +62,16 @@ def _best_slice(mask) -> int:
     import numpy as np
 
     return int(np.argmax(mask.sum(axis=(1, 2))))
+
+
+def _aim_crosshair(window, mask) -> None:
+    """Put the three planes through the middle of ``mask`` on the axial slice shown (when it is there)."""
+    import numpy as np
+
+    k = window.slice_view.current_slice
+    rows, cols = np.nonzero(mask[k])
+    if rows.size:
+        window.planes.set_point((int(np.median(cols)), int(np.median(rows)), k))
 
 
 def render(out: Path, work: Path, ct: Path | None = None, labels: Path | None = None, words: str | None = None,
@@ -113,6 +125,7 @@ def render(out: Path, work: Path, ct: Path | None = None, labels: Path | None = 
         label = window.document.labels[-1] if window.document.labels else None
         if label is not None and label.mask.any():
             window.slice_view.set_slice(_best_slice(label.mask))
+            _aim_crosshair(window, label.mask)
     elif lesions is None:
         # The demo case's own reference mask, through File > Import labels: shown as what it is.
         if demo.reference_mask is not None and opening.import_labels(demo.reference_mask):
@@ -120,11 +133,13 @@ def render(out: Path, work: Path, ct: Path | None = None, labels: Path | None = 
             window.document.update_label(label.id, name=f"{label.name} (reference mask)")
             window.slice_view.set_slice(demo.slice_index if demo.slice_index is not None
                                         else _best_slice(label.mask))
+            _aim_crosshair(window, label.mask)
     else:
         names = {"smaller lesion": "Smaller lesion (phantom truth)", "larger lesion": "Larger lesion (phantom truth)"}
         for key in ("larger lesion", "smaller lesion"):
             window.document.add_label(lesions[key], name=names[key])
         window.slice_view.set_slice(_best_slice(lesions["smaller lesion"]))
+        _aim_crosshair(window, lesions["smaller lesion"])
     if demo.ct_path is not None and demo.window is not None:
         from lsms_viewer.display.windowing import Window
 
@@ -185,6 +200,8 @@ def _render_study(app, viewer, out: Path, ct: Path, labels: Path | None, words: 
         window.slice_view.set_slice(slice_number - 1)
     elif window.document.labels:
         window.slice_view.set_slice(_best_slice(window.document.labels[-1].mask))
+    if window.document.labels:
+        _aim_crosshair(window, window.document.labels[-1].mask)
     window.apply_preset("liver")
     window.expression_bar.set_words(words)
     if segmentation.engine is not None:
@@ -203,6 +220,13 @@ def _render_study(app, viewer, out: Path, ct: Path, labels: Path | None, words: 
     written.append(_save(window, out / "outline_zoom.png"))
     window.set_overlay_mode("fill")
     window.slice_view.reset_view()
+
+    # The 2x2 layout: the three planes and the crosshair's read-out (the layout is put back after).
+    window.planes.set_layout("2x2", remember=False)
+    _settle(app)
+    written.append(_save(window, out / "planes_2x2.png"))
+    window.planes.set_layout("1+2", remember=False)
+    _settle(app)
 
     if segmentation.engine is not None:
         window.expression_bar.set_scope("range")

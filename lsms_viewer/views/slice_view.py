@@ -134,6 +134,8 @@ class SliceView(QWidget):
             "or start with <code>lsms-viewer --demo</code>.</p></div>",
             self.canvas,
         )
+        if plane != AXIAL:  # the axial view says how to open a study; the side views only name themselves
+            self.placeholder.setText(f"<div style='color:#5d666e; font-size:13pt'>{plane.capitalize()}</div>")
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.canvas.resized.connect(self._place_texts)

@@ -248,3 +248,10 @@ def test_bench_render_scrolls_the_plane_asked_for(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["plane"] == "sagittal" and result["shape"] == [6, 48, 48] and result["steps"] == 48
     assert result["ms_per_slice"] > 0 and result["baseline_ms_per_slice"] > 0
+
+
+def test_help_lists_the_plane_keys(viewer):
+    rows = dict((what, keys) for keys, what in viewer.window.shortcut_rows())
+    assert rows.get("Linked crosshair") == "X" and rows.get("Play / pause cine") == "Space"
+    assert rows.get("Ruler") == "R" and not viewer.editing.dropped_shortcuts
+    assert any("linked crosshair" in what for what in rows)
