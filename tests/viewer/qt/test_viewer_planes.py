@@ -255,3 +255,12 @@ def test_help_lists_the_plane_keys(viewer):
     assert rows.get("Linked crosshair") == "X" and rows.get("Play / pause cine") == "Space"
     assert rows.get("Ruler") == "R" and not viewer.editing.dropped_shortcuts
     assert any("linked crosshair" in what for what in rows)
+
+
+def test_space_and_x_typed_in_the_words_box_stay_text(viewer):
+    planes = _open(viewer, _coded_volume())
+    edit = viewer.window.expression_bar.edit
+    edit.setFocus()
+    QTest.keyClicks(edit, "a box")
+    assert edit.text() == "a box"
+    assert not planes.is_playing() and planes.linked
