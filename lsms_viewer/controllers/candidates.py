@@ -28,13 +28,15 @@ class CandidatesController(QObject):
         self.history = history
         self.engine_of = engine_of
         self.panel = CandidatesPanel()
-        self.outlines = CandidateOutlines(window.slice_view)
+        planes = window.planes
+        self.outlines = CandidateOutlines(window.slice_view, [planes.coronal, planes.sagittal])
         self.result: SegmentResult | None = None
         self.label_id: int | None = None
         self._task: TaskRun | None = None
         self.panel.take_requested.connect(self.take)
         self.panel.hovered.connect(self.outlines.set_hover)
-        window.slice_view.slice_changed.connect(lambda _k: self.outlines.redraw())
+        for view in self.outlines.views:
+            view.slice_changed.connect(lambda _k, v=view: self.outlines.redraw(v))
         events = self.document.events
         events.volume_changed.connect(self._forget)
         events.label_removed.connect(lambda label: label.id == self.label_id and self._forget())

@@ -2,8 +2,8 @@
 words chose (and why). A radiologist sees the alternatives and takes another with one click.
 
 The panel shows and emits; the candidates controller changes the label. Numbers on the image and the
-outlines are drawn by :class:`CandidateOutlines` in the slice view (the hovered row's outline is drawn
-thicker).
+outlines are drawn by :class:`CandidateOutlines` in the slice view and the coronal and sagittal views (the
+hovered row's outline is drawn thicker).
 """
 
 from __future__ import annotations
@@ -172,11 +172,13 @@ class CandidatesPanel(QWidget):
 
 
 class CandidateOutlines:
-    """The candidates' outlines and numbers on the shown slice of a slice view."""
+    """The candidates' outlines and numbers on the shown slice of a slice view, and of any further plane views
+    (coronal, sagittal: each candidate's crop is cut along the view's plane)."""
 
-    def __init__(self, slice_view):
+    def __init__(self, slice_view, more_views=()):
         self.view = slice_view
-        self._items: list = []
+        self.views = [slice_view, *more_views]
+        self._items: dict[int, list] = {id(v): [] for v in self.views}
         self._regions: list[tuple[int, object]] = []  # (number, Candidate)
         self._start = 0
         self._chosen: int | None = None
@@ -198,20 +200,47 @@ class CandidateOutlines:
             self._hover = number
             self.redraw()
 
-    def redraw(self) -> None:
-        for item in self._items:
-            self.view.view_box.removeItem(item)
-        self._items = []
-        volume = self.view.document.volume
+    def redraw(self, view=None) -> None:
+        """Redraw in ``view`` (default: every view)."""
+        for target in self.views if view is None else [view]:
+            self._redraw(target)
+
+    def _section(self, view, c):
+        """The candidate's cross-section on ``view``'s shown slice as a mask of the view's image, or None."""
+        geometry = getattr(view, "geometry", None)
+        if geometry is None or geometry.plane == "axial":
+            k = view.current_slice - self._start
+            return c.on_slice(k) if 0 <= k < c.shape[0] else None
+        crop = c.crop if c.crop.ndim == 3 else c.crop[None]
+        origin = c.origin if c.crop.ndim == 3 else (0, *c.origin)
+        axis = 2 - geometry.normal_axis  # the plane's normal as an axis of the (K, H, W) run
+        index = view.current_slice - origin[axis]
+        if not 0 <= index < crop.shape[axis]:
+            return None
+        part = np.take(crop, index, axis=axis)  # rows: run slices; columns: the view's column axis
+        col_origin = origin[2 - geometry.col_axis]
+        out = np.zeros(geometry.size, bool)
+        row0 = self._start + origin[0]
+        out[row0:row0 + part.shape[0], col_origin:col_origin + part.shape[1]] = part
+        if geometry.flip_rows:
+            out = out[::-1]
+        if geometry.flip_cols:
+            out = out[:, ::-1]
+        return out
+
+    def _redraw(self, view) -> None:
+        items = self._items[id(view)]
+        for item in items:
+            view.view_box.removeItem(item)
+        items.clear()
+        volume = view.document.volume
         if not self.visible or volume is None or not self._regions:
             return
-        k = self.view.current_slice - self._start
-        sx, sy, _ = volume.spacing
+        geometry = getattr(view, "geometry", None)
+        sx, sy = volume.spacing[:2] if geometry is None else geometry.pixel_mm
         for number, c in self._regions:
-            if not 0 <= k < c.shape[0]:
-                continue
-            section = c.on_slice(k)  # the pipeline hands every candidate over as a run: (N, H, W)
-            if not np.any(section):
+            section = self._section(view, c)  # the pipeline hands every candidate over as a run: (N, H, W)
+            if section is None or not np.any(section):
                 continue
             color = CHOSEN_COLOR if number == self._chosen else OTHER_COLOR
             pen = QPen(color, 3 if number == self._hover else 1.2)
@@ -227,16 +256,20 @@ class CandidateOutlines:
             item = QGraphicsPathItem(path)
             item.setPen(pen)
             item.setZValue(20)
-            self.view.view_box.addItem(item)
-            self._items.append(item)
+            view.view_box.addItem(item)
+            items.append(item)
             anchor = label_anchor_mm(section, (sx, sy))
             text = pg.TextItem(f"#{number}", color=color, anchor=(0, 1))
             text.setPos(*anchor)
             text.setZValue(21)
-            self.view.view_box.addItem(text)
-            self._items.append(text)
+            view.view_box.addItem(text)
+            items.append(text)
 
     @property
     def drawn_numbers(self) -> list[int]:
-        """The numbers written on the shown slice (tests and screenshots read them)."""
-        return [int(item.textItem.toPlainText().lstrip("#")) for item in self._items if isinstance(item, pg.TextItem)]
+        """The numbers written on the shown slice of the first view (tests and screenshots read them)."""
+        return self.drawn_numbers_in(self.view)
+
+    def drawn_numbers_in(self, view) -> list[int]:
+        return [int(item.textItem.toPlainText().lstrip("#")) for item in self._items[id(view)]
+                if isinstance(item, pg.TextItem)]

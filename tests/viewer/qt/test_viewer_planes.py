@@ -264,3 +264,26 @@ def test_space_and_x_typed_in_the_words_box_stay_text(viewer):
     QTest.keyClicks(edit, "a box")
     assert edit.text() == "a box"
     assert not planes.is_playing() and planes.linked
+
+
+def test_candidate_outlines_are_drawn_in_every_plane(viewer):
+    from lsms_core.referring.candidates import Candidate
+
+    planes = _open(viewer, _coded_volume())
+    run = np.zeros((4, 30, 40), bool)  # a run over slices 5..8
+    run[1:3, 10:14, 20:25] = True  # slices 6-7, rows j 10-13, columns i 20-24
+    other = np.zeros_like(run)
+    other[0, 2:4, 2:4] = True
+    outlines = viewer.candidates.outlines
+    outlines.set_candidates([Candidate(1, run, 1, None, 0.0), Candidate(2, other, 0, None, 0.0)], 5, 1)
+    planes.set_point((22, 11, 6))
+    assert outlines.drawn_numbers_in(planes.axial) == [1]
+    assert outlines.drawn_numbers_in(planes.coronal) == [1] and outlines.drawn_numbers_in(planes.sagittal) == [1]
+    coronal = outlines._section(planes.coronal, Candidate(1, run, 1, None, 0.0))
+    expected = np.zeros((12, 40), bool)
+    expected[6:8, 20:25] = True  # run slices 6-7 of the volume, head up: rows 11 - 7 .. 11 - 6
+    assert np.array_equal(coronal, expected[::-1])
+    planes.set_point((3, 3, 5))  # the second candidate only, in all three planes
+    assert [outlines.drawn_numbers_in(v) for v in planes.views.values()] == [[2], [2], [2]]
+    planes.coronal.set_slice(20)
+    assert outlines.drawn_numbers_in(planes.coronal) == []
