@@ -175,3 +175,35 @@ def test_refine_region_contract_and_cancel(refiner):
     with pytest.raises(ValueError, match="same"):
         next(refiner.refine_region(slices, raw[:2], probs, (2.5, 0.8, 0.8)))
 
+
+
+@pytest.mark.slow
+def test_load_refuses_folders_that_are_not_the_refiner(tmp_path):
+    import json
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from lsms_core.errors import CheckpointError
+    from lsms_core.refiner import refiner_folder
+
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Refiner.load(tmp_path / "nowhere", device="cpu")
+    folder = tmp_path / "copy"
+    shutil.copytree(refiner_folder(), folder)
+    config = json.loads((folder / "config.json").read_text())
+    for edit, words in (({"format": "lsms-checkpoint"}, "not a refiner config"),
+                        ({"preprocessing": {"window_hu": [240, -160]}}, "window_hu"),
+                        ({"model": {**config["model"], "depths": [2, 2, 4, 2]}}, "blocks.4.attn.* has no place"),
+                        ({"model": {**config["model"], "decoder_mlp_dim": 1024}},
+                         r"is \(2048, 256\), the config builds")):
+        (folder / "config.json").write_text(json.dumps({**config, **edit}))
+        with pytest.raises(CheckpointError, match=words):
+            Refiner.load(folder, device="cpu")
+    (folder / "config.json").write_text(json.dumps(config))
+    state = load_file(str(folder / "model.safetensors"))
+    state["mask_decoder.iou_token.weight"] = state["mask_decoder.iou_token.weight"].to(torch.int32)
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="iou_token.weight: a weight stored as torch.int32"):
+        Refiner.load(folder, device="cpu")
