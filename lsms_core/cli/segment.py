@@ -187,6 +187,9 @@ def _check_box_args(args) -> tuple[int, int, int, int] | None:
     for name in ("slices", "all_regions", "candidates", "threshold"):
         if getattr(args, name):
             raise UsageError("--box", f"does not go with --{name.replace('_', '-')}")
+    if getattr(args, "format", None) not in (None, "auto"):
+        raise UsageError("--box", f"writes the mask format --out names; --format {args.format} is not supported "
+                                  "with --box")
     return parse_box(args.box)
 
 
