@@ -85,6 +85,19 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return False
 
 
+def refuse_emulated_bf16(device: str, precision: str) -> None:
+    """bfloat16 on a CPU without native support (AVX512-BF16, AMX) is emulated, about 15x slower than
+    float32: ``from_checkpoint`` (what the CLI and the viewer call) refuses it with the reason
+    (``lsms_core.cpu``). The constructor stays usable, so tests can check the emulated arithmetic."""
+    if precision != "bfloat16" or device != "cpu":
+        return
+    from lsms_core.cpu import bf16_support
+
+    support = bf16_support()
+    if support.native is False:
+        raise LSMSError("precision bfloat16", support.reason)
+
+
 class Segmenter:
     def __init__(self, model, config, folder: Path, text_encoder, device: str, precision: str = "auto"):
         if precision not in PRECISIONS:
@@ -130,6 +143,7 @@ class Segmenter:
 
         set_cpu_threads(threads)
         resolved = resolve_device(device)
+        refuse_emulated_bf16(resolved, precision)  # before seconds of loading
         model, config, folder = load_checkpoint(path_or_name, device=resolved)
         source = text_encoder or text_encoder_source(config, folder)
         encoder = TextEncoder.load(source, token_length=config.token_length, device=resolved)

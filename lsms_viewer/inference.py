@@ -36,9 +36,12 @@ class EngineHost:
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "auto", threshold: float | None = None,
-                 threads: int | None = None, one_region: bool = True, refine: str = "auto"):
+                 threads: int | None = None, one_region: bool = True, refine: str = "auto",
+                 precision: str = "auto"):
         self.checkpoint = checkpoint
         self.device_choice = device
+        # "auto" (float32 on the CPU, autocast on GPUs) or "bfloat16" (Tools ▸ Device, on CPUs that have it)
+        self.precision = precision
         self.threshold = threshold
         self.threads = threads
         # The words name one lesion: keep the connected region with the most probability (as
@@ -66,7 +69,7 @@ class EngineHost:
                 from lsms_core.engine import Segmenter
 
                 self._segmenter = Segmenter.from_checkpoint(self.checkpoint, device=self.device_choice,
-                                                            threads=self.threads)
+                                                            threads=self.threads, precision=self.precision)
             return self._segmenter
 
     def get_refiner(self, required: bool = False):
@@ -95,7 +98,8 @@ class EngineHost:
             return f"model {Path(str(self.checkpoint)).name} · device {self.device_choice} (loads on first run)"
         seg = self._segmenter
         trained = "" if seg.trained else " · untrained weights"
-        return f"model {seg.name} · device {seg.device}{trained}"
+        precision = " · bfloat16" if seg.precision == "bfloat16" else ""
+        return f"model {seg.name} · device {seg.device}{precision}{trained}"
 
 
 @dataclass

@@ -1,4 +1,10 @@
-"""``lsms bench model``: parameters, MACs and latency of the network next to the paper's figures."""
+"""``lsms bench model``: parameters, MACs and latency of the network next to the paper's figures.
+
+On the CPU, latency is also stated against this machine's own floor, measured in the same run: the time
+the network's multiply-adds (2 FLOPs each) take at the best float32 matrix-product rate of torch's threads
+(``lsms_core.cpu.sgemm_gflops``, timed just before and just after the model). A ratio travels between
+machines; milliseconds do not. bfloat16 on a CPU without native support is skipped with the reason.
+"""
 
 from __future__ import annotations
 
@@ -39,12 +45,18 @@ def _time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure_device(folder: Path, device: str, args, precision: str = "auto") -> dict:
+def measure_device(folder: Path, device: str, args, precision: str = "auto", macs: int | None = None) -> dict:
     import numpy as np
 
     from lsms_core.engine import Segmenter
+    from lsms_core.errors import LSMSError
 
-    seg = Segmenter.from_checkpoint(folder, device=device, threads=args.threads, precision=precision)
+    try:
+        seg = Segmenter.from_checkpoint(folder, device=device, threads=args.threads, precision=precision)
+    except LSMSError as exc:
+        if precision != "bfloat16":
+            raise
+        return {"device": device, "precision": precision, "skipped": exc.why}
     rng = np.random.default_rng(0)
     slices = rng.normal(40, 60, size=(args.batch, args.native, args.native)).astype(np.int16)
     words = "the hypodense lesion in the right lobe"
@@ -64,9 +76,14 @@ def measure_device(folder: Path, device: str, args, precision: str = "auto") -> 
         seg.predict(slices, words, batch_size=args.batch)
         sync()
 
+    on_cpu = seg.device == "cpu"
+    if on_cpu:
+        from lsms_core.cpu import sgemm_gflops
+
+        before = sgemm_gflops()
     latency = _time(one, args.repeats)
     batched = _time(many, max(1, args.repeats // 2))
-    return {
+    out = {
         "device": seg.device,
         "precision": seg.precision,
         "latency_ms": latency * 1000.0,
@@ -74,6 +91,17 @@ def measure_device(folder: Path, device: str, args, precision: str = "auto") -> 
         "batch_ms_per_slice": batched * 1000.0 / args.batch,
         "slices_per_s": args.batch / batched,
     }
+    if on_cpu and macs:
+        import torch
+
+        after = sgemm_gflops()
+        rate = max(before[0], after[0])
+        floor_ms = 2.0 * macs / (rate * 1e9) * 1000.0
+        out.update({"sgemm_gflops": rate, "sgemm_gflops_median": statistics.median([before[1], after[1]]),
+                    "threads": torch.get_num_threads(), "floor_ms": floor_ms,
+                    "latency_to_floor": out["latency_ms"] / floor_ms,
+                    "batch_to_floor": out["batch_ms_per_slice"] / floor_ms})
+    return out
 
 
 def run(args) -> int:
@@ -97,8 +125,12 @@ def run(args) -> int:
         params = count_parameters(model)
         macs = count_macs(model, args.size, config.token_length)
         precisions = ["auto", "bfloat16"] if args.precision == "both" else [args.precision]
-        runs = [measure_device(folder, d, args, p) for d in devices for p in precisions]
-    first = runs[0]
+        runs = [measure_device(folder, d, args, p, macs) for d in devices for p in precisions]
+    first = next((r for r in runs if "skipped" not in r), None)
+    if first is None:
+        from lsms_core.errors import LSMSError
+
+        raise LSMSError(f"--precision {args.precision}", runs[0]["skipped"])
     result = {
         "variant": config.variant,
         "params": params,
@@ -109,6 +141,9 @@ def run(args) -> int:
         "latency_ms": first["latency_ms"],
         "slices_per_s": first["slices_per_s"],
         "threads": torch.get_num_threads(),
+        "latency_to_floor": first.get("latency_to_floor"),
+        "floor_ms": first.get("floor_ms"),
+        "sgemm_gflops": first.get("sgemm_gflops"),
         "runs": runs,
         "paper": {"params": PAPER["params"], "gflops": PAPER["gflops"], "input_size": PAPER["input_size"]},
     }
@@ -118,9 +153,18 @@ def run(args) -> int:
         f"  MACs       : {macs / 1e9:6.2f} G   (paper: {PAPER['gflops']:.2f} GFLOPs at {PAPER['input_size']})",
     ]
     for r in runs:
+        if "skipped" in r:
+            lines.append(f"  {r['device']:<5} {r['precision']:<8}: skipped: {r['skipped']}")
+            continue
         lines.append(
             f"  {r['device']:<5} {r['precision']:<8}: {r['latency_ms']:7.1f} ms/slice at batch 1, "
             f"{r['batch_ms_per_slice']:7.1f} ms/slice at batch {r['batch']} ({r['slices_per_s']:.1f} slices/s)"
         )
+        if "floor_ms" in r:
+            lines.append(
+                f"        = {r['latency_to_floor']:.2f}x this machine's floor at batch 1, "
+                f"{r['batch_to_floor']:.2f}x at batch {r['batch']} (floor {r['floor_ms']:.0f} ms: "
+                f"{2 * macs / 1e9:.1f} GFLOP at {r['sgemm_gflops']:.1f} GFLOP/s sgemm on {r['threads']} thread(s), "
+                "measured in this run)")
     emit(result, args.json, lines)
     return 0

@@ -84,6 +84,7 @@ class SegmentationController(QObject):
         self._threshold = threshold
         self._one_region = user_settings.keep_one_region()
         self._refine = "auto" if user_settings.refine_with_refiner() else "off"
+        self._precision = engine.precision if engine is not None else "auto"
         self.engine: EngineHost | None = engine
         if self.engine is None and checkpoint is not None:
             self.engine = EngineHost(checkpoint, device=device, threshold=threshold, one_region=self._one_region,
@@ -152,6 +153,9 @@ class SegmentationController(QObject):
             self.device_actions[key] = action
         if self._device_choice in self.device_actions:
             self.device_actions[self._device_choice].setChecked(True)
+        self.device_menu.addSeparator()
+        self.bf16_action = self._bf16_action()
+        self.device_menu.addAction(self.bf16_action)
         tools.addSeparator()
 
     def _update_actions(self) -> None:
@@ -439,7 +443,7 @@ class SegmentationController(QObject):
             self.window.show_error("Cannot use this checkpoint", f"{exc.what}\n\n{exc.why}")
             return
         self.engine = EngineHost(resolved, device=self._device_choice, threshold=self._threshold,
-                                 one_region=self._one_region, refine=self._refine)
+                                 one_region=self._one_region, refine=self._refine, precision=self._precision)
         self.window.clear_notice("model")
         self._update_device_label()
         self._update_actions()
@@ -492,6 +496,39 @@ class SegmentationController(QObject):
             what = "the chosen lesion is redrawn by LiteMedSAM" if on else "runs keep the network's own mask"
         self.window.statusBar().showMessage(f"Refine: {what} (applies to the next run).", 8000)
 
+    def _bf16_action(self) -> QAction:
+        """bfloat16 on the CPU: offered where the CPU computes it natively (AVX512-BF16, AMX); elsewhere
+        disabled, its text and tip saying why (emulated bfloat16 is about 15x slower than float32)."""
+        from lsms_core.cpu import bf16_support
+
+        support = bf16_support()
+        self.bf16_support = support
+        action = make_action(self.window, "&bfloat16 on the CPU", self.set_bf16, tip=support.reason, checkable=True)
+        if support.native is False:
+            action.setText("bfloat16 on the CPU (not on this CPU: no AVX512-BF16 or AMX)")
+            action.setEnabled(False)
+        self.device_menu.setToolTipsVisible(True)
+        action.setChecked(self._precision == "bfloat16")
+        return action
+
+    def set_bf16(self, on: bool) -> None:
+        """CPU runs in bfloat16 (faster where native) or float32, from the next run on."""
+        if self._refuse_while_running():
+            self.bf16_action.setChecked(self._precision == "bfloat16")
+            return
+        if on and self.bf16_support.native is False:
+            self.bf16_action.setChecked(False)
+            self.window.show_error("bfloat16 is not offered", self.bf16_support.reason)
+            return
+        self._precision = "bfloat16" if on else "auto"
+        self.bf16_action.setChecked(on)
+        if self.engine is not None and self.engine.precision != self._precision:
+            self.engine = EngineHost(self.engine.checkpoint, device=self._device_choice, threshold=self._threshold,
+                                     one_region=self._one_region, refine=self._refine, precision=self._precision)
+        self._update_device_label()
+        what = "bfloat16" if on else "float32"
+        self.window.statusBar().showMessage(f"CPU runs use {what} from the next run.", 8000)
+
     def set_device(self, device: str) -> None:
         """Run the model on ``device`` from the next run on (the model is reloaded there)."""
         if self._refuse_while_running():
@@ -501,6 +538,6 @@ class SegmentationController(QObject):
             self.device_actions[device].setChecked(True)
         if self.engine is not None and self.engine.device_choice != device:
             self.engine = EngineHost(self.engine.checkpoint, device=device, threshold=self._threshold,
-                                     one_region=self._one_region, refine=self._refine)
+                                     one_region=self._one_region, refine=self._refine, precision=self._precision)
         self._update_device_label()
         self.window.statusBar().showMessage(f"The model will run on {device} from the next run.", 8000)
