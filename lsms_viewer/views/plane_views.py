@@ -91,6 +91,8 @@ class PlaneViews(QWidget):
         self.set_layout(user_settings.plane_layout(DEFAULT_LAYOUT), remember=False)
         self.set_linked(user_settings.crosshair_linked(), remember=False)
         self.set_cine_rate(user_settings.cine_fps(), remember=False)
+        if document.volume is not None:
+            self._on_volume_changed()
 
     # -- actions (View menu) ------------------------------------------------------------------------------
     def _build_actions(self) -> None:

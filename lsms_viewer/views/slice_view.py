@@ -172,6 +172,8 @@ class SliceView(QWidget):
         events.label_changed.connect(self._on_label_changed)
         events.mask_changed.connect(self._on_mask_changed)
         self._show_placeholder(True)
+        if document.volume is not None:  # a view made for a study already open shows it at once
+            self._on_volume_changed()
 
     # -- public API ---------------------------------------------------------------------------------
     @property

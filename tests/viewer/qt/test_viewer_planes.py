@@ -287,3 +287,18 @@ def test_candidate_outlines_are_drawn_in_every_plane(viewer):
     assert [outlines.drawn_numbers_in(v) for v in planes.views.values()] == [[2], [2], [2]]
     planes.coronal.set_slice(20)
     assert outlines.drawn_numbers_in(planes.coronal) == []
+
+
+def test_plane_views_made_for_an_open_study_show_it(qtbot):
+    from lsms_viewer.state.document import Document
+    from lsms_viewer.views.plane_views import PlaneViews
+
+    volume = _coded_volume()
+    document = Document(volume)
+    planes = PlaneViews(document)
+    qtbot.addWidget(planes)
+    assert planes.point == (20, 15, 6) and planes.sagittal.geometry.count == 40
+    document.add_label(volume.array > 60000)
+    planes.set_point((3, 4, 7))
+    assert planes.coronal.current_slice == 4 and planes.coronal.overlay_image().any()
+    assert "Sagittal" in planes.sagittal._corners["top_left"].text()
