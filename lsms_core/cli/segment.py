@@ -142,7 +142,9 @@ def _summary(mask, vol, start: int, stop: int) -> list[str]:
                 f"{start}..{stop - 1}"]
     m = measure_3d(mask, array_spacing(vol.spacing), hu=vol.array)
     volume_ml = n * vol.voxel_volume_ml  # |det| of the affine: exact for tilted grids too
-    centre = np.argwhere(mask).mean(axis=0)[::-1]  # (i, j, k)
+    # per axis from the mask's projections: np.argwhere would hold three int64 indices per voxel
+    centre = np.array([float(np.dot(np.arange(mask.shape[ax]), mask.sum(axis=tuple(a for a in range(3) if a != ax))))
+                       / n for ax in range(3)])[::-1]  # (i, j, k)
     x, y, z = vol.index_to_world(centre)
     lines = [
         f"lesion: {n} voxels, {volume_ml:.2f} mL, slices {m.first_slice}..{m.last_slice} "
@@ -346,7 +348,7 @@ def run(args) -> int:
     if referral.status == "not found":
         print(f"not found: {referral.resolution.reason} (the mask written is empty)")
     else:
-        for line in _summary(mask.astype(bool), vol, start, stop):
+        for line in _summary(mask.view(bool), vol, start, stop):  # 0/1 as bool, no copy
             print(line)
     print(f"stages: {' + '.join(referral.stages)}")
     if reference is not None:
