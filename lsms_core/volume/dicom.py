@@ -753,7 +753,13 @@ def _store(out: np.ndarray, k: int, raw: np.ndarray, f: _Frame, check: bool) -> 
             ends = (int(raw.min()) * int(f.slope) + int(f.intercept), int(raw.max()) * int(f.slope) + int(f.intercept))
             if min(ends) < -32768 or max(ends) > 32767:
                 raise _Int16Overflow
-        if f.slope == 1:
+        if f.slope == 1 and raw.dtype.itemsize <= 2 and -32768 <= f.intercept <= 32767:
+            # 8/16-bit pixels: cast into the slice, then add the intercept in int16. The same values as
+            # adding in int32 and casting: both are exact modulo 2**16, and the result is known to fit.
+            np.copyto(out[k], raw, casting="unsafe")
+            if f.intercept:
+                out[k] += np.int16(f.intercept)
+        elif f.slope == 1:
             np.add(raw, np.int32(f.intercept), out=out[k], casting="unsafe")
         else:
             out[k] = raw.astype(np.int32) * int(f.slope) + int(f.intercept)
