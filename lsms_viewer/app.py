@@ -169,6 +169,13 @@ def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", thr
         rulers, show_slice=lambda plane, index: planes.views[plane].set_slice(index),
         number_of=lambda plane, index: planes.views[plane].numbering.number(index)))
     measure_dock = window.add_dock(measure_panel, "Measurements", Qt.DockWidgetArea.BottomDockWidgetArea)
+    candidates = CandidatesController(window, history, engine_of=lambda: segmentation.engine)
+    segmentation.result_applied.connect(candidates.show_result)
+    candidates_dock = window.add_dock(candidates.panel, "Candidates", Qt.DockWidgetArea.BottomDockWidgetArea)
+    # Side by side, not tabbed: a second tab group in this window left a stale copy of its tab bar drawn
+    # over the panel (Qt 6.11, seen on the screenshots), and both tables are worth seeing at once.
+    window.splitDockWidget(measure_dock, candidates_dock, Qt.Orientation.Horizontal)
+    segmentation.result_applied.connect(lambda *_: candidates_dock.raise_())
     annotation_panel = AnnotationPanel(document, measurements, slice_view,
                                        window_of=lambda: (float(slice_view.window.width),
                                                           float(slice_view.window.level)))
@@ -182,12 +189,6 @@ def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", thr
     annotation_mode_action.triggered.connect(lambda on: on and annotation_dock.raise_())
     window.menus["tools"].addSeparator()
     window.menus["tools"].addAction(annotation_mode_action)
-
-    candidates = CandidatesController(window, history, engine_of=lambda: segmentation.engine)
-    segmentation.result_applied.connect(candidates.show_result)
-    candidates_dock = window.add_dock(candidates.panel, "Candidates", Qt.DockWidgetArea.BottomDockWidgetArea)
-    window.tabifyDockWidget(measure_dock, candidates_dock)
-    segmentation.result_applied.connect(lambda *_: candidates_dock.raise_())
 
     refining = RefiningController(window, history, engine_of=lambda: segmentation.engine)
     editing.add_tool("ruler", "Ruler", "R", "Drag a line in any plane to measure it in mm (listed under "
