@@ -19,27 +19,33 @@ interruption replays what an uninterrupted run does.
 from __future__ import annotations
 
 import math
-import shutil
 import sys
-import tempfile
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from lsms_core.errors import ConfigError, DatasetError
-from lsms_core.training.card import hardware_summary, training_card
 from lsms_core.training.config import TrainConfig
-from lsms_core.training.distributed import DistInfo, barrier, setup_distributed
+from lsms_core.training.distributed import barrier, setup_distributed
 from lsms_core.training.logs import plot_curves, write_logs
-from lsms_core.training.objective import build_objective, param_groups, poly_lr
-from lsms_core.training.run_folder import RunLock, check_run_dir, read_history, write_settings
-from lsms_core.training.state import TrainingError, _optimizer_from_flat, save_state
-from lsms_core.training.text_bank import TEXT_CACHE, TextBank, TextCache, clean_text
+from lsms_core.training.objective import poly_lr
+from lsms_core.training.run_data import (  # noqa: F401  (VAL_DATA re-exported)
+    VAL_DATA,
+    _data_summary,
+    _dataset_loader,
+    _mix,
+    _real_validation,
+    _synthetic_stream,
+    _synthetic_validation,
+)
+from lsms_core.training.run_folder import RunLock, check_run_dir, write_settings
+from lsms_core.training.run_model import _build, _export_best, _restore, cpu_native_bf16  # noqa: F401
+from lsms_core.training.run_text import _AnyTextEncoder, _TextSetup
+from lsms_core.training.state import TrainingError, save_state
+from lsms_core.training.text_bank import clean_text
 
 BEST = "best"
-VAL_DATA = "val_data"
 
 
 @dataclass
@@ -49,126 +55,6 @@ class TrainResult:
     history: list[dict]
     best: dict
     stopped_early: bool = False
-
-
-def _mix(*values: int) -> int:
-    return zlib.crc32(",".join(str(v) for v in values).encode())
-
-
-def _resolve_amp(cfg: TrainConfig, device: str):
-    """(mixed precision on?, its dtype). On the CPU only bfloat16, and only where the CPU computes it
-    natively (AVX512-BF16 or AMX): there a training step takes about half the time; elsewhere bfloat16 is
-    emulated and many times slower, so it is refused."""
-    import torch
-
-    on_cuda = device.startswith("cuda")
-    if cfg.amp == "off" or (cfg.amp == "auto" and not on_cuda):
-        return False, None
-    if not on_cuda:
-        native, why = cpu_native_bf16()
-        if not native:
-            raise ConfigError("amp", f"mixed precision on this CPU would be emulated ({why}); use amp off")
-        return True, torch.bfloat16
-    return True, (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-
-
-def cpu_native_bf16() -> tuple[bool, str]:
-    """Whether this CPU computes bfloat16 in hardware, and what says so (the CPU's feature flags)."""
-    try:
-        flags = set()
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        return False, "the CPU's features cannot be read"
-    found = sorted(flags & {"avx512_bf16", "amx_bf16"})
-    if found:
-        return True, f"CPU flags {', '.join(found)}"
-    return False, "the CPU has neither AVX512-BF16 nor AMX"
-
-
-def _data_summary(dataset) -> dict:
-    splits = {}
-    for name in ("train", "val", "test"):
-        s = dataset.split(name)
-        splits[name] = {"lines": len(s), "cases": len({x.case_id for x in s}),
-                        "expressions": sum(len(x.expressions) for x in s)}
-    info = {k: dataset.info.get(k) for k in ("name", "description", "license", "created_by")
-            if dataset.info.get(k)}
-    return {"root": str(dataset.root), **info, "splits": splits}
-
-
-def _synthetic_validation(cfg: TrainConfig, run_dir: Path, log):
-    """The run's fixed generated validation split (written once, reused on resume)."""
-    from lsms_core.data.format import read_dataset
-    from lsms_core.data.synth_dataset import write_synth_dataset
-
-    folder = run_dir / VAL_DATA
-    if not (folder / "manifest.jsonl").is_file():
-        log(f"generating the fixed validation split: {cfg.synth_val_cases} synthetic cases")
-        tmp = Path(tempfile.mkdtemp(prefix=".val_data.", dir=run_dir))
-        shutil.rmtree(tmp)
-        # A seed no training epoch draws from: training cases come from (synth_seed, epoch >= 1, index).
-        write_synth_dataset(tmp, cases=cfg.synth_val_cases, seed=_mix(cfg.synth_seed, "validation") % 100000,
-                            size=cfg.synth_size, slices_per_case=cfg.synth_slices, volumes=False)
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-    return read_dataset(folder)
-
-
-def _real_validation(cfg: TrainConfig):
-    if not cfg.real_val:
-        return None
-    from lsms_core.data.ircad import lesion_dataset, read_ircad
-
-    return lesion_dataset(read_ircad(cfg.real_val), every=2).dataset
-
-
-def _synthetic_stream(cfg: TrainConfig, dist_info: DistInfo):
-    """(the epochs' batches, with set_epoch; about how many batches an epoch has; a summary for the card)."""
-    from lsms_core.preprocess import IMAGENET_MEAN, IMAGENET_STD
-    from lsms_core.training.synth_stream import SynthEpochs
-
-    if dist_info.enabled:
-        raise ConfigError("synth", "fresh synthetic data is generated per process; use a dataset folder "
-                                   "(lsms data synth) for multi-process training")
-    stream = SynthEpochs(cases=cfg.synth, seed=cfg.synth_seed, size=cfg.synth_size, slices=cfg.synth_slices,
-                         input_size=cfg.input_size, window=cfg.window, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                         crop=cfg.crop, batch_size=cfg.batch_size, lesions_per_slice=cfg.lesions_per_slice,
-                         unmatched_fraction=cfg.unmatched_fraction, empty_text_fraction=cfg.empty_text_fraction)
-    summary = {"synthetic": True, "generator": "lsms_core.data.synth", "cases_per_epoch": cfg.synth,
-               "seed": cfg.synth_seed, "render_size": cfg.synth_size, "slices_per_case": cfg.synth_slices}
-    return stream, stream.approx_batches(), summary
-
-
-def _dataset_loader(cfg: TrainConfig, dataset, dist_info: DistInfo):
-    import torch  # noqa: F401
-    from torch.utils.data import DataLoader, DistributedSampler
-
-    from lsms_core.preprocess import IMAGENET_MEAN, IMAGENET_STD
-    from lsms_core.training.dataset import TrainSet, collate_lines
-
-    samples = dataset.split(cfg.train_split)
-    if not samples:
-        raise DatasetError(cfg.data, f"split {cfg.train_split!r} holds no lines to train on")
-    train_set = TrainSet(dataset, samples, cfg.input_size, cfg.window, IMAGENET_MEAN, IMAGENET_STD, cfg.seed,
-                         crop=cfg.crop, cache=cfg.cache_images)
-    sampler = DistributedSampler(train_set, num_replicas=dist_info.world, rank=dist_info.rank, shuffle=True,
-                                 seed=cfg.seed, drop_last=False)
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-                        drop_last=False, persistent_workers=False, collate_fn=collate_lines)
-
-    class Epochs:
-        def set_epoch(self, epoch: int) -> None:
-            sampler.set_epoch(epoch)
-            train_set.set_epoch(epoch)
-
-        def __iter__(self):
-            return iter(loader)
-
-    return Epochs(), len(loader), samples
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, text_encoder=None, log: Callable[[str], None] = print,
@@ -333,98 +219,6 @@ def _epoch_line(cfg: TrainConfig, row: dict, improved: bool) -> str:
             f"{val_text} {row['samples_per_s']:.1f} samples/s{' *best*' if improved else ''}")
 
 
-class _TextSetup:
-    """The text side of a run: a frozen bank (dataset mode), an on-demand cache (fresh data), or a
-    fine-tuned encoder."""
-
-    def __init__(self, cfg: TrainConfig, text_encoder, run_dir: Path, dist_info: DistInfo, log, device: str):
-        from lsms_core.text import DEFAULT_ENCODER, read_hidden_size, resolve_encoder_path
-
-        self.cfg, self.run_dir, self.dist_info, self.log, self.device = cfg, run_dir, dist_info, log, device
-        self.source = cfg.text_encoder or DEFAULT_ENCODER
-        if text_encoder is not None and text_encoder.token_length != cfg.token_length:
-            raise ConfigError("token_length", f"the given text encoder pads to {text_encoder.token_length} "
-                                              f"tokens, the config asks for {cfg.token_length}")
-        self.dim = read_hidden_size(resolve_encoder_path(self.source))
-        self.encoder = text_encoder
-        self.bank = None
-
-    def _load_encoder(self):
-        from lsms_core.text import TextEncoder
-
-        if self.encoder is None:
-            self.encoder = TextEncoder.load(self.source, token_length=self.cfg.token_length)
-        return self.encoder
-
-    def prepare(self, expressions: list[str], fixed: bool) -> None:
-        cfg = self.cfg
-        if cfg.text_mode == "finetune":
-            self._load_encoder().to(self.device)
-            self.encoder.model.train().requires_grad_(True)
-            return
-        if not fixed:
-            self.bank = TextCache(self._load_encoder())
-            return
-        expressions = sorted({clean_text(e) for e in expressions})
-        cache_path = self.run_dir / TEXT_CACHE
-        if self.dist_info.main:
-            self.bank = TextBank.load(cache_path, self.source, cfg.token_length, expressions)
-            if self.bank is None:
-                self.log(f"encoding {len(expressions)} expressions once with the frozen text encoder")
-                self.bank = TextBank.build(self._load_encoder(), expressions)
-                self.bank.save(cache_path, self.source, cfg.token_length)
-        barrier(self.dist_info)
-        if self.bank is None:
-            self.bank = TextBank.load(cache_path, self.source, cfg.token_length, expressions)
-
-    def encode(self, texts: list[str]):
-        if self.cfg.text_mode == "frozen":
-            feats, tmask = self.bank.encode(texts)
-            return feats.to(self.device), tmask.to(self.device)
-        return _encode_trainable(self.encoder, texts, self.device)
-
-    def for_evaluation(self):
-        return self.bank if self.cfg.text_mode == "frozen" else _EvalEncoder(self.encoder)
-
-
-def _build(cfg: TrainConfig, text: _TextSetup, device: str, dist_info: DistInfo):
-    import torch
-
-    from lsms_core.checkpoint import load_checkpoint
-
-    init_state = None
-    model_overrides = dict(cfg.model)
-    if cfg.init:
-        init_model, init_cfg, _ = load_checkpoint(cfg.init)
-        init_state = init_model.state_dict()
-        model_overrides = {**{k: v for k, v in init_cfg.model.items() if k not in ("variant", "text_dim")},
-                           **model_overrides}
-    cfg_model = TrainConfig.from_dict({**cfg.to_dict(), "model": model_overrides})
-    objective = build_objective(cfg_model, text.dim, init_state).to(device)
-    if dist_info.enabled and device.startswith("cuda") and cfg.sync_bn:
-        objective = torch.nn.SyncBatchNorm.convert_sync_batchnorm(objective)
-    modules = [(objective, cfg.lr)]
-    if cfg.text_mode == "finetune":
-        modules.append((text.encoder.model, cfg.text_lr))
-    groups = param_groups(modules, cfg.weight_decay)
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-    use_amp, amp_dtype = _resolve_amp(cfg, device)
-    scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
-    return objective, opt, scaler, use_amp, amp_dtype
-
-
-def _restore(state, objective, opt, scaler, text: _TextSetup, cfg: TrainConfig, run_dir: Path):
-    meta, tensors = state
-    objective.load_state_dict({k[len("objective."):]: v for k, v in tensors.items() if k.startswith("objective.")})
-    if cfg.text_mode == "finetune":
-        text.encoder.model.load_state_dict({k[len("text."):]: v for k, v in tensors.items() if k.startswith("text.")})
-    _optimizer_from_flat(opt, tensors, meta["optimizer"])
-    if scaler is not None and meta.get("scaler"):
-        scaler.load_state_dict(meta["scaler"])
-    history = read_history(run_dir, meta["epoch"])
-    return meta["epoch"] + 1, meta["step"], meta["best"], history, meta.get("elapsed_s", 0.0)
-
-
 def _train_epoch(cfg, net, objective, opt, scaler, text, epochs_data, batches_per_epoch, epoch, global_step,
                  total_steps, device, use_amp, amp_dtype, dist_info):
     """One pass over the epoch's batches; returns the epoch's log row (losses, speed) and the step count."""
@@ -532,73 +326,3 @@ def _validate(model, ckpt_config, cfg: TrainConfig, val_set, val_split: str, rea
     return metrics
 
 
-class _AnyTextEncoder:
-    """The run's encoder for words the frozen bank has never seen (the real CT's plain expressions)."""
-
-    def __init__(self, text: _TextSetup):
-        self.text = text
-
-    def encode(self, texts):
-        if self.text.cfg.text_mode == "frozen" and isinstance(self.text.bank, TextBank):
-            return TextCache(self.text._load_encoder()).encode(texts)
-        return self.text.for_evaluation().encode(texts)
-
-
-class _EvalEncoder:
-    """A fine-tuned text encoder, in eval mode, behind the encode() interface evaluation uses."""
-
-    def __init__(self, encoder):
-        self.encoder = encoder
-
-    def encode(self, texts):
-        import torch
-
-        self.encoder.model.eval()
-        with torch.no_grad():
-            return _encode_trainable(self.encoder, list(texts), str(self.encoder.device))
-
-
-def _encode_trainable(encoder, texts: list[str], device):
-    import torch
-
-    tokens = encoder.tokenize([clean_text(t) for t in texts])
-    ids = tokens["input_ids"].to(device)
-    mask = tokens["attention_mask"].to(device)
-    out = encoder.model(input_ids=ids, attention_mask=mask,
-                        token_type_ids=tokens.get("token_type_ids", torch.zeros_like(ids)).to(device))
-    feats = (out.last_hidden_state.float() * mask[..., None]).transpose(1, 2)
-    return feats, mask.long()
-
-
-def _export_best(folder: Path, model, encoder, cfg: TrainConfig, ckpt_config, metrics: dict, epoch: int,
-                 step: int, command: str) -> None:
-    """Write the best checkpoint (with a fine-tuned text encoder inside it when there is one) atomically."""
-    from lsms_core.checkpoint import save_checkpoint
-
-    summary = {k: metrics[k] for k in ("mDice", "mIoU", "oIoU", "hit", "prec@0.5", "prec@0.6", "prec@0.7",
-                                       "prec@0.8", "prec@0.9", "samples") if k in metrics}
-    ckpt_config.metrics = {"validation": {**summary, "split": cfg.val_split, "resolution": "native",
-                                          "groups": metrics.get("groups", {})} if metrics else {},
-                           "epoch": epoch, "step": step}
-    if metrics.get("real"):
-        ckpt_config.metrics["real_validation"] = {**metrics["real"], "source": cfg.real_val}
-    ckpt_config.extra = {"train_config": cfg.to_dict(), "command": command, "hardware": hardware_summary()}
-    ckpt_config.created = ""
-    card = training_card(ckpt_config, cfg, epoch)
-    tmp_parent = Path(tempfile.mkdtemp(prefix=".best.", dir=folder.parent))
-    try:
-        staged = tmp_parent / folder.name
-        if encoder is not None and cfg.text_mode == "finetune":
-            ckpt_config.text_encoder = dict(ckpt_config.text_encoder, source="text_encoder")
-        save_checkpoint(staged, model, ckpt_config, card=card, dtype=cfg.checkpoint_dtype)
-        if encoder is not None and cfg.text_mode == "finetune":
-            encoder.model.save_pretrained(str(staged / "text_encoder"), safe_serialization=True)
-            encoder.tokenizer.save_pretrained(str(staged / "text_encoder"))
-        old = folder.with_name(f".{folder.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            folder.replace(old)
-        staged.replace(folder)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp_parent, ignore_errors=True)
