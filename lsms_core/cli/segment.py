@@ -242,6 +242,7 @@ def run_box(args, box: tuple[int, int, int, int]) -> int:
     return 0
 
 
+# Long by design: the command's steps in the order the user meets them, every refusal before the slow part.
 def run(args) -> int:
     import numpy as np
 

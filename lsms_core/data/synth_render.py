@@ -52,6 +52,7 @@ from lsms_core.data.synth_lesions import LesionSpec, _Lesions
 class _CaseModel(_Anatomy, _Lesions):
     """All random choices of one case, drawn once; ``render(k)`` draws slice k."""
 
+    # Long by design: every random draw of a case in one fixed order; reordering changes every seed's case.
     def __init__(self, rng: np.random.Generator, size: int, n_slices: int, *, phase: str | None = None,
                  spacing_mm: float | None = None, thickness_mm: float | None = None,
                  lesions: list[dict] | None = None, n_lesions: int | None = None, seed: int = 0):
@@ -214,6 +215,7 @@ class _CaseModel(_Anatomy, _Lesions):
         lab[box][m] = label
         return box, q
 
+    # Long by design: one painter's pass, each structure drawn over the last; the order must read top down.
     def render(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Slice k -> (HU int16, organ labels uint8, lesion labels uint8, segment labels uint8)."""
         n = self.n

@@ -106,6 +106,7 @@ def _has(text: str, phrase: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", text) is not None
 
 
+# Long by design: one pass of rules in order (sizes, comparatives, facts, location), noting words read.
 def parse_expression(text: str) -> Request:
     low = " ".join(text.lower().replace(",", " ").replace(";", " ").split())
     req = Request(text=text)

@@ -102,6 +102,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, text_encoder=None, log: Cal
         lock.release()
 
 
+# Long by design: the run's set-up then its epoch loop, sharing a dozen locals; each step is already a helper.
 def _train(cfg, dist_info, device, dataset, real_val, run_dir, state, text_encoder, log, on_epoch_end, command):
     """Everything after the run folder is checked and locked (see :func:`train`)."""
     import torch

@@ -74,6 +74,7 @@ def _aim_crosshair(window, mask) -> None:
         window.planes.set_point((int(np.median(cols)), int(np.median(rows)), k))
 
 
+# Long by design: a script of window states, each followed by its screenshot, in the order they are shot.
 def render(out: Path, work: Path, ct: Path | None = None, labels: Path | None = None, words: str | None = None,
            slice_number: int | None = None, credit: str | None = None) -> list[Path]:
     from PySide6.QtCore import QSettings

@@ -67,6 +67,7 @@ class SliceView(QWidget):
     numbering_changed = Signal()  # slice numbers shown changed (another study, or head-first numbering)
     tool_changed = Signal(object)  # the Tool given the left button
 
+    # Long by design: the view's state, scene items, timers and signal wiring, made once and in one place.
     def __init__(self, document: Document, parent: QWidget | None = None, plane: str = AXIAL):
         super().__init__(parent)
         install_none_guard()  # see qt_compat: some PySide6 builds abort after enough repaints
