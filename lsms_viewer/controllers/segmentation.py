@@ -17,6 +17,7 @@ import enum
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QFileDialog, QInputDialog
@@ -327,7 +328,10 @@ class SegmentationController(QObject):
                  else "nothing found on these slices")
         untrained = " · untrained weights: the mask is not meaningful" if not result.trained else ""
         if len(result.stages) > 2:
-            untrained += f" · outlined by {result.stages[-1]}"
+            run = slice(req.start, req.stop)
+            kept = result.raw_mask is not None and np.array_equal(result.mask[run], result.raw_mask[run])
+            untrained += (f" · {result.stages[-1]} kept the network's outline" if kept
+                          else f" · outlined by {result.stages[-1]}")
         self.bar.show_message(f"“{req.expression}”: {found} in {result.seconds:.1f} s on {result.device}{untrained}")
         for note in result.notes:
             self.window.statusBar().showMessage(note, 10000)

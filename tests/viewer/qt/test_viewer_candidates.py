@@ -108,3 +108,24 @@ def test_refine_is_a_remembered_tools_switch(demo_viewer, qtbot):
     third = build_viewer()
     qtbot.addWidget(third.window)
     assert not third.segmentation.refine_action.isChecked()
+
+
+def test_with_refine_on_the_refiner_redraws_the_chosen_candidate(qtbot, demo_case):
+    from lsms_viewer.inference import refiner_installed
+
+    if not refiner_installed():
+        pytest.skip("the LiteMedSAM refiner's weights are not installed")
+    volume, recipe = demo_case
+    viewer = build_viewer(engine=EngineHost("demo", device="cpu", threads=2, refine="auto"))
+    qtbot.addWidget(viewer.window)
+    viewer.window.show()
+    viewer.opening.set_volume(volume)
+    viewer.window.slice_view.set_slice(recipe["slice"])
+    _run(viewer, qtbot, recipe["expression"])
+    result = viewer.candidates.result
+    label = viewer.document.labels[0]
+    assert result.stages == ["lsms", "candidates", "medsam-lite"] and label.run.stages == result.stages
+    k = recipe["slice"]
+    assert not np.array_equal(label.mask[k], result.raw_mask[k])  # redrawn, not the network's region
+    assert np.array_equal(label.mask, result.mask)
+    assert "outlined by medsam-lite" in viewer.window.expression_bar.message.text()
