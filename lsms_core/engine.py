@@ -19,8 +19,8 @@ import numpy as np
 from lsms_core.checks import check_threshold
 from lsms_core.errors import Cancelled, LSMSError
 from lsms_core.preprocess import count_nonfinite, nonfinite_note
+from lsms_core.progress import ProgressFn, run_to_end
 
-ProgressFn = Callable[[int, int], None]
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 CancelFn = Callable[[], bool]
 
@@ -173,15 +173,8 @@ class Segmenter:
     def predict(self, slices_hu: np.ndarray, expression: str, *, batch_size: int | None = None,
                 threshold: float | None = None, progress: ProgressFn | None = None,
                 cancel: CancelFn | None = None) -> Prediction:
-        gen = self.iter_predict(slices_hu, expression, batch_size=batch_size, threshold=threshold,
-                                cancel=cancel)
-        while True:
-            try:
-                done, total = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            if progress is not None:
-                progress(done, total)
+        return run_to_end(self.iter_predict(slices_hu, expression, batch_size=batch_size, threshold=threshold,
+                                            cancel=cancel), progress)
 
     def iter_predict(self, slices_hu: np.ndarray, expression: str, *, batch_size: int | None = None,
                      threshold: float | None = None,

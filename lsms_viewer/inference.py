@@ -142,7 +142,7 @@ def segment_slices(host: EngineHost, request: SegmentRequest,
     network on the chosen slices, its candidates, the one the words mean (when ``host.one_region``), the
     refiner's outline of it (when on), pasted onto the volume's grid. Raises ``Cancelled`` and the engine's
     errors."""
-    from lsms_core.referring.pipeline import iter_refer
+    from lsms_core.referring.pipeline import refer
 
     segmenter = host.get()
     refiner = host.get_refiner() if host.one_region else None
@@ -154,17 +154,9 @@ def segment_slices(host: EngineHost, request: SegmentRequest,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         batch = request.batch_size or min(segmenter.default_batch_size(), VIEWER_MAX_BATCH)
-        gen = iter_refer(segmenter, slices, request.expression, (sz, sy, sx),
+        referral = refer(segmenter, slices, request.expression, (sz, sy, sx), progress=progress,
                          keep="referred" if host.one_region else "all", refiner=refiner, batch_size=batch,
                          threshold=host.threshold, cancel=cancel, slice_offset=request.start)
-        while True:
-            try:
-                done, total = next(gen)
-            except StopIteration as stop:
-                referral = stop.value
-                break
-            if progress is not None:
-                progress(done, total)
     notes = list(referral.notes) + [str(w.message) for w in caught]
     mask = np.zeros(volume.shape, bool)
     mask[request.start:request.stop] = referral.mask
@@ -207,15 +199,10 @@ def take_candidate(host: EngineHost, result: SegmentResult, number: int,
     sx, sy, sz = req.volume.spacing
     # The run's probabilities are not kept (a volume's worth of floats per run): the candidate's own region
     # is the refiner's prompt.
-    gen = refiner.refine_region(slices, raw, raw.astype(np.float32), (sz, sy, sx), cancel=cancel)
-    while True:
-        try:
-            done, total = next(gen)
-        except StopIteration as stop:
-            refined = stop.value
-            break
-        if progress is not None:
-            progress(done, total)
+    from lsms_core.progress import run_to_end
+
+    refined = run_to_end(refiner.refine_region(slices, raw, raw.astype(np.float32), (sz, sy, sx), cancel=cancel),
+                         progress)
     out = np.zeros(result.mask.shape, bool)
     out[req.start:req.stop] = refined.mask
     return out, stages + [refiner.name]

@@ -18,6 +18,7 @@ import statistics
 import time
 
 from lsms_core.cli.bench import add_json_flag, emit
+from lsms_core.progress import run_to_end
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -108,12 +109,7 @@ def measure_device(device: str, args) -> dict:
     else:
         base = _reset_peak()
     start = time.perf_counter()
-    gen = refiner.refine_region(slices, raw, probs, spacing)
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        region = stop.value
+    region = run_to_end(refiner.refine_region(slices, raw, probs, spacing))
     sync()
     seconds = time.perf_counter() - start
     if refiner.device.startswith("cuda"):

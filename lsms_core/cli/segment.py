@@ -304,23 +304,20 @@ def run(args) -> int:
         print(f"warning: checkpoint {seg.name} is not trained (random weights): the mask means nothing",
               file=sys.stderr)
     from lsms_core.cli.refine_option import load_refiner
+    from lsms_core.progress import run_to_end
     from lsms_core.referring.pipeline import iter_refer
 
     refiner = None if args.all_regions else load_refiner(args, seg.device, args.threads)
     bar = _progress_bar(stop - start, f"segmenting on {seg.device}")
     spacing_zyx = (float(vol.spacing[2]), float(vol.spacing[1]), float(vol.spacing[0]))
     try:
-        gen = iter_refer(seg, vol.array[start:stop], expression, spacing_zyx, batch_size=args.batch,
-                         threshold=args.threshold, keep="all" if args.all_regions else "referred",
-                         slice_offset=start, refiner=refiner)
-        while True:
-            try:
-                done, total = next(gen)
-            except StopIteration as stop_iter:
-                referral = stop_iter.value
-                break
+        def show(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
+
+        referral = run_to_end(iter_refer(seg, vol.array[start:stop], expression, spacing_zyx, batch_size=args.batch,
+                                         threshold=args.threshold, keep="all" if args.all_regions else "referred",
+                                         slice_offset=start, refiner=refiner), show)
     finally:
         bar.close()
     pred = referral.prediction

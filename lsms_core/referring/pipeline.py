@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lsms_core.progress import ProgressFn, run_to_end
 from lsms_core.referring.candidates import FALLBACK_THRESHOLD, slice_candidates, volume_candidates
 from lsms_core.referring.resolve import Resolution, resolve
-
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass
@@ -141,11 +140,4 @@ def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: t
 
 def refer(segmenter, slices_hu, expression: str, spacing_zyx, *, progress: ProgressFn | None = None,
           **kw) -> Referral:
-    gen = iter_refer(segmenter, slices_hu, expression, spacing_zyx, **kw)
-    while True:
-        try:
-            done, total = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(done, total)
+    return run_to_end(iter_refer(segmenter, slices_hu, expression, spacing_zyx, **kw), progress)
