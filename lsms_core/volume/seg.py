@@ -39,6 +39,7 @@ import numpy as np
 from lsms_core.errors import VolumeError
 from lsms_core.volume.orient import from_source_array, to_source_array
 from lsms_core.volume.volume import Volume
+from lsms_core.volume.write import check_output_file
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 LABELMAP_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
@@ -307,20 +308,7 @@ def build_seg(segments: Sequence[SegSegment], reference: Volume, what, *, series
 def _check_seg_target(path: Path, reference: Volume, overwrite: bool) -> None:
     if not is_seg_path(path):
         raise VolumeError(path, "a DICOM SEG is written to a .dcm file")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise VolumeError(path, f"the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise VolumeError(path, f"the folder {folder} is not writable")
-    if path.is_dir():
-        raise VolumeError(path, "is a folder, not a file name")
-    grid = reference.source_grid
-    for src in (grid.files if grid is not None else ()):
-        try:
-            if Path(src).resolve() == path.resolve():
-                raise VolumeError(path, "refusing to overwrite an input file of the volume")
-        except OSError:
-            continue
+    check_output_file(path, reference, [path])
     if not overwrite and path.exists():
         raise VolumeError(path, "exists already; pass --overwrite to replace it (or choose another name)")
 

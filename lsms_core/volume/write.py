@@ -113,11 +113,9 @@ def _is_our_sidecar(side: Path, image: Path) -> bool:
     return isinstance(data, dict) and data.get("format") == "lsms-labels" and data.get("image") == image.name
 
 
-def _check_target(path: Path, reference: Volume | None, *, overwrite: bool = True,
-                  sidecar: bool = False) -> str:
-    ext = volume_extension(path)
-    if not ext:
-        raise VolumeError(path, f"unknown output format; use one of {', '.join(_EXTENSIONS)}")
+def check_output_file(path: Path, reference: Volume | None, targets: list[Path]) -> None:
+    """What every writer refuses: a missing or read-only folder, a folder as the file name, and any of
+    ``targets`` (the files the write produces) being a file ``reference`` was read from."""
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise VolumeError(path, f"the folder {folder} does not exist")
@@ -125,13 +123,21 @@ def _check_target(path: Path, reference: Volume | None, *, overwrite: bool = Tru
         raise VolumeError(path, f"the folder {folder} is not writable")
     if path.is_dir():
         raise VolumeError(path, "is a folder, not a file name")
-    produced = data_files(path)
-    side = sidecar_path(path)
-    for target in produced + ([side] if sidecar else []):
+    for target in targets:
         for src in _input_files(reference):
             if _same_file(src, target):
                 extra = "" if target == path else f" ({target.name} would be written with it)"
                 raise VolumeError(path, f"refusing to overwrite an input file of the volume{extra}")
+
+
+def _check_target(path: Path, reference: Volume | None, *, overwrite: bool = True,
+                  sidecar: bool = False) -> str:
+    ext = volume_extension(path)
+    if not ext:
+        raise VolumeError(path, f"unknown output format; use one of {', '.join(_EXTENSIONS)}")
+    produced = data_files(path)
+    side = sidecar_path(path)
+    check_output_file(path, reference, produced + ([side] if sidecar else []))
     if sidecar and side.exists() and not _is_our_sidecar(side, path):
         # A BIDS sidecar, another tool's file, or the labels of another image of this stem (x.nii.gz and
         # x.nrrd share x.json): replacing it would lose what it says about that other file.
