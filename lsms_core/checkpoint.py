@@ -314,17 +314,22 @@ def save_checkpoint(folder: str | os.PathLike, model, config: CheckpointConfig, 
         (tmp / CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
         (tmp / CARD).write_text(card or default_card(config), encoding="utf-8")
         _readable_by_all(tmp)
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
+        install_folder(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def install_folder(tmp: Path, folder: Path) -> None:
+    """Put a finished folder in place: a reader sees the old folder or the new one, never half of either."""
+    if folder.exists():
+        old = folder.with_name(f".{folder.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, folder)
 
 
 def _readable_by_all(folder: Path) -> None:

@@ -21,7 +21,6 @@ import ast
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -154,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     from safetensors.torch import save_file
 
     sys.path.insert(0, str(ROOT))
+    from lsms_core.checkpoint import install_folder
     from lsms_core.model.lite_medsam import LiteMedSAM
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -203,14 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in tmp.iterdir():
             path.chmod(0o644)
         tmp.chmod(0o755)  # mkdtemp makes it private; the folder ships
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        install_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
