@@ -33,6 +33,7 @@ class RefiningController(QObject):
         self.engine_of = engine_of
         self.tool = BoxTool(self.box_drawn, lambda: self.document.volume.shape)
         self._task: TaskRun | None = None
+        self._own_engine: EngineHost | None = None
         self.refine_label_action = make_action(
             window, "Re&fine label on this slice", self.refine_active_label, "Ctrl+R",
             "LiteMedSAM redraws the active label on the shown slice from the label's own box (one undo step)")
@@ -78,8 +79,10 @@ class RefiningController(QObject):
         if self._task is not None:
             self.window.statusBar().showMessage("LiteMedSAM is still drawing the last box.", 5000)
             return
-        if engine is None:
-            engine = EngineHost("demo")  # the refiner needs no network; its device choice is the default
+        if engine is None:  # the refiner needs no network: a host of its own keeps it loaded between boxes
+            if self._own_engine is None:
+                self._own_engine = EngineHost("demo")
+            engine = self._own_engine
         task = TaskRun(lambda progress, cancel: segment_box(engine, volume, k, box, progress, cancel),
                        "LiteMedSAM", self)
         task.context = (volume, k, box, kind, self.document.active_label.id if kind == "refine" else None)
