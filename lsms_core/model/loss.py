@@ -23,7 +23,10 @@ from torch import nn
 
 from lsms_core.model.config import LSMSConfig
 
-#: positive weight of the every-lesion map's cross-entropy (the liver map's is 1)
+#: positive weight of the every-lesion map's cross-entropy (the liver map's is 1). Where the network cannot
+#: yet tell lesion from liver, the weighted optimum is w*p / (w*p + 1 - p) for a lesion share p of the liver:
+#: about 0.5 at w = 20 and p = 5 %, so the map covers the whole liver at the 0.5 threshold (seen after four
+#: epochs of the e0 run); a smaller weight keeps that blur below the threshold.
 AUX_LESION_WEIGHT = 20.0
 
 
@@ -69,9 +72,11 @@ def soft_dice(prob: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class LSMSLoss(nn.Module):
     def __init__(self, cfg: LSMSConfig, class_weights=(0.9, 1.1), dice_weight: float = 1.0,
                  contrastive_weight: float = 0.5, contrastive_dim: int = 128, tau: float = 0.07,
-                 aux_weight: float = 0.5, lesion_contrast_weight: float = 0.0):
+                 aux_weight: float = 0.5, lesion_contrast_weight: float = 0.0,
+                 aux_lesion_weight: float = AUX_LESION_WEIGHT):
         super().__init__()
         self.aux_weight = aux_weight
+        self.aux_lesion_weight = aux_lesion_weight
         self.lesion_contrast_weight = lesion_contrast_weight
         self.num_classes = cfg.num_classes
         self.register_buffer("class_weights", torch.tensor(class_weights, dtype=torch.float32))
@@ -116,7 +121,7 @@ class LSMSLoss(nn.Module):
                 tgt = aux[valid].float()
                 # Lesions cover about 1 % of a slice: without a weight on them the every-lesion map settles
                 # on "nothing" (seen: its Dice stayed at 0 while the referring head learned the same lesions).
-                pos = torch.tensor([1.0, AUX_LESION_WEIGHT], device=logits.device).view(1, 2, 1, 1)
+                pos = torch.tensor([1.0, self.aux_lesion_weight], device=logits.device).view(1, 2, 1, 1)
                 bce = F.binary_cross_entropy_with_logits(logits, tgt, pos_weight=pos)
                 dice = soft_dice(torch.sigmoid(logits).flatten(0, 1), tgt.flatten(0, 1)).mean()
                 aux_loss = bce + dice

@@ -73,6 +73,7 @@ class TrainConfig:
     lesions_per_slice: int = 2
     aux_weight: float = 0.5  # weight of the liver/all-lesion maps' loss (models with aux_heads)
     lesion_contrast_weight: float = 0.5  # weight of the per-lesion vision-language contrast
+    aux_lesion_weight: float = 20.0  # positive-class weight of the every-lesion map's cross-entropy
     # A real CT scored at every validation (Dice on its tumour slices with plain expressions): a
     # 3D-IRCADb-style folder (PATIENT_DICOM/ + MASKS_DICOM.zip). Validation only: never trained on.
     real_val: str = ""
@@ -123,6 +124,7 @@ class TrainConfig:
             (0 <= self.unmatched_fraction <= 1 and 0 <= self.empty_text_fraction <= 1,
              "unmatched_fraction and empty_text_fraction must be between 0 and 1"),
             (self.lesions_per_slice >= 1, "lesions_per_slice must be at least 1"),
+            (self.aux_lesion_weight > 0, "aux_lesion_weight must be positive"),
         ]
         for ok, why in checks:
             if not ok:

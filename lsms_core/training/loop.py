@@ -307,23 +307,51 @@ def _train_epoch(cfg, net, objective, opt, scaler, text, epochs_data, batches_pe
 
 def _validate(model, ckpt_config, cfg: TrainConfig, val_set, val_split: str, real_val, text: _TextSetup,
               device: str, row: dict) -> dict:
-    """Score the synthetic (or dataset) validation split, and the real CT when given, into ``row``."""
+    """Score the synthetic (or dataset) validation split, and the real CT when given, into ``row``.
+
+    A network with the every-lesion head is scored the way the app uses it: the pipeline (candidates from
+    that map, the resolver's choice), since its referring map alone is never thresholded there; the
+    network-alone figures are kept beside (``val_net_*``). Without that head, or on windowed 8-bit images
+    (no HU for the candidates' facts), the network alone is what the app runs and what is scored.
+    """
     from lsms_core.evaluate import evaluate
 
     encoder = text.for_evaluation()
-    metrics = evaluate(model, ckpt_config, val_set, encoder, split=val_split, batch_size=cfg.val_batch_size,
-                       device=device)
+    net = evaluate(model, ckpt_config, val_set, encoder, split=val_split, batch_size=cfg.val_batch_size,
+                   device=device)
+    row.update({"val_net_mDice": net["mDice"], "val_net_hit": net["hit"]})
+    metrics = _pipeline_or(net, model, ckpt_config, val_set, val_split, encoder, device)
     row.update({f"val_{k}": metrics[k] for k in ("mDice", "mIoU", "oIoU", "hit", "prec@0.5", "prec@0.6",
                                                  "prec@0.7", "prec@0.8", "prec@0.9")})
-    row["val_model_mDice"] = metrics["model_resolution"]["mDice"]
+    row["val_model_mDice"] = net["model_resolution"]["mDice"]
     two_plus = metrics.get("groups", {}).get("lesions_on_slice", {}).get("2+", {})
     if two_plus:
         row["val_2plus_mDice"], row["val_2plus_hit"] = two_plus.get("mDice"), two_plus.get("hit")
     if real_val is not None:
-        real = evaluate(model, ckpt_config, real_val, _AnyTextEncoder(text), split="test",
-                        batch_size=cfg.val_batch_size, device=device)
+        any_encoder = _AnyTextEncoder(text)
+        real = evaluate(model, ckpt_config, real_val, any_encoder, split="test", batch_size=cfg.val_batch_size,
+                        device=device)
+        real = _pipeline_or(real, model, ckpt_config, real_val, "test", any_encoder, device)
         row.update({"real_mDice": real["mDice"], "real_hit": real["hit"], "real_prec@0.5": real["prec@0.5"]})
         metrics["real"] = {k: real[k] for k in ("mDice", "mIoU", "hit", "prec@0.5", "samples")}
     return metrics
+
+
+def _pipeline_or(network_metrics: dict, model, ckpt_config, dataset, split: str, encoder, device: str) -> dict:
+    """The pipeline's figures on ``dataset`` when it applies (see ``_validate``), else the network's."""
+    import torch
+
+    from lsms_core.engine import Segmenter
+    from lsms_core.referring.scoring import evaluate_pipeline
+
+    windowed = bool(dataset.samples) and dataset.load_pair(dataset.samples[0])[2]
+    if not getattr(model.cfg, "aux_heads", 0) or windowed:
+        return network_metrics
+    segmenter = Segmenter(model, ckpt_config, Path(str(dataset.root)), encoder, device)
+    try:
+        return evaluate_pipeline(segmenter, dataset, split=split)
+    finally:
+        # The engine runs in channels-last; training goes on in the layout it started with.
+        model.to(memory_format=torch.contiguous_format)
 
 

@@ -36,7 +36,8 @@ def build_objective(cfg, text_dim: int, init_state: dict | None = None):
         load_pretrained_backbone(model, cfg.init_backbone)
     loss = LSMSLoss(model_cfg, class_weights=tuple(cfg.class_weights), dice_weight=cfg.dice_weight,
                     contrastive_weight=cfg.contrastive_weight, contrastive_dim=cfg.contrastive_dim,
-                    tau=cfg.tau, aux_weight=cfg.aux_weight, lesion_contrast_weight=cfg.lesion_contrast_weight)
+                    tau=cfg.tau, aux_weight=cfg.aux_weight, lesion_contrast_weight=cfg.lesion_contrast_weight,
+                    aux_lesion_weight=cfg.aux_lesion_weight)
     return Objective(model, loss)
 
 

@@ -130,3 +130,29 @@ def test_fresh_data_run_trains_validates_and_resumes(tmp_path):
     cfg = read_config(resumed.best_checkpoint)
     assert cfg.crop == "body" and cfg.model["backbone"] == "efficientnet-lite0" and cfg.model["aux_heads"] == 2
     assert cfg.training_data["synthetic"] is True
+    # The every-lesion head makes validation score the pipeline (what the app runs), the network beside it.
+    from lsms_core.data.format import read_dataset
+    from lsms_core.engine import Segmenter
+    from lsms_core.referring.scoring import evaluate_pipeline
+
+    best_row = next(r for r in resumed.history if r["epoch"] == resumed.best["epoch"])
+    assert {"val_net_mDice", "val_net_hit"} <= set(best_row)
+    seg = Segmenter.from_checkpoint(resumed.best_checkpoint, device="cpu")
+    pipe = evaluate_pipeline(seg, read_dataset(tmp_path / "run" / "val_data"), split="all")
+    for key in ("mDice", "mIoU", "hit"):
+        assert best_row[f"val_{key}"] == pytest.approx(pipe[key], abs=1e-6)
+
+
+def test_every_lesion_weight_is_the_training_setting():
+    from lsms_core.model import LSMSConfig
+    from lsms_core.model.loss import LSMSLoss
+
+    cfg = LSMSConfig(variant="lsms-t", text_dim=8, decoder_channels=32, aux_heads=2)
+    aux = torch.zeros(1, 2, 16, 16)
+    aux[:, 1, 4:8, 4:8] = 1.0
+    outputs = {"logits": torch.zeros(1, 2, 16, 16), "pixel_feats": torch.zeros(1, 32, 4, 4),
+               "aux_logits": torch.full((1, 2, 16, 16), -2.0)}
+    args = (torch.zeros(1, 16, 16, dtype=torch.long), torch.zeros(1, 8, 3), torch.ones(1, 3, dtype=torch.long))
+    low = LSMSLoss(cfg, aux_lesion_weight=1.0)(outputs, *args, aux=aux)["aux"]
+    high = LSMSLoss(cfg, aux_lesion_weight=20.0)(outputs, *args, aux=aux)["aux"]
+    assert high > low  # missed lesion pixels cost more with the larger weight
