@@ -74,6 +74,7 @@ class TrainConfig:
     aux_weight: float = 0.5  # weight of the liver/all-lesion maps' loss (models with aux_heads)
     lesion_contrast_weight: float = 0.5  # weight of the per-lesion vision-language contrast
     aux_lesion_weight: float = 20.0  # positive-class weight of the every-lesion map's cross-entropy
+    train_patch: int = 0  # fresh-data runs: train on windows of this many input pixels (0 = the whole input)
     # A real CT scored at every validation (Dice on its tumour slices with plain expressions): a
     # 3D-IRCADb-style folder (PATIENT_DICOM/ + MASKS_DICOM.zip). Validation only: never trained on.
     real_val: str = ""
@@ -125,6 +126,9 @@ class TrainConfig:
              "unmatched_fraction and empty_text_fraction must be between 0 and 1"),
             (self.lesions_per_slice >= 1, "lesions_per_slice must be at least 1"),
             (self.aux_lesion_weight > 0, "aux_lesion_weight must be positive"),
+            (self.train_patch == 0 or (self.synth > 0 and 64 <= self.train_patch <= self.input_size
+                                       and self.train_patch % 32 == 0),
+             "train_patch needs fresh synthetic data (--synth) and a multiple of 32 from 64 to input_size"),
         ]
         for ok, why in checks:
             if not ok:

@@ -10,8 +10,7 @@ def build_objective(cfg, text_dim: int, init_state: dict | None = None):
     import torch
     from torch import nn
 
-    from lsms_core.model import LSMS, LSMSConfig
-    from lsms_core.model.loss import LSMSLoss
+    from lsms_core.model import RECLMIS_VARIANTS, build_loss, build_model, make_model_config
 
     class Objective(nn.Module):
         def __init__(self, model, loss):
@@ -24,17 +23,21 @@ def build_objective(cfg, text_dim: int, init_state: dict | None = None):
             return self.loss(out, target, feats, tmask, aux=aux, aux_valid=aux_valid, labels=labels,
                              target_label=target_label)
 
+    overrides = dict(cfg.model)
+    if cfg.variant in RECLMIS_VARIANTS:
+        # RecLMIS sizes its positional embedding for the training input size
+        overrides = {"input_size": cfg.input_size, **overrides}
     try:
-        model_cfg = LSMSConfig(**{"variant": cfg.variant, "text_dim": text_dim, **cfg.model})
+        model_cfg = make_model_config(**{"variant": cfg.variant, "text_dim": text_dim, **overrides})
     except TypeError as exc:
         raise ConfigError("model", f"invalid model overrides ({exc})") from None
     torch.manual_seed(cfg.seed)
-    model = LSMS(model_cfg)
+    model = build_model(model_cfg)
     if init_state is not None:
         model.load_state_dict(init_state, strict=True)
     elif cfg.init_backbone:
         load_pretrained_backbone(model, cfg.init_backbone)
-    loss = LSMSLoss(model_cfg, class_weights=tuple(cfg.class_weights), dice_weight=cfg.dice_weight,
+    loss = build_loss(model_cfg, class_weights=tuple(cfg.class_weights), dice_weight=cfg.dice_weight,
                     contrastive_weight=cfg.contrastive_weight, contrastive_dim=cfg.contrastive_dim,
                     tau=cfg.tau, aux_weight=cfg.aux_weight, lesion_contrast_weight=cfg.lesion_contrast_weight,
                     aux_lesion_weight=cfg.aux_lesion_weight)

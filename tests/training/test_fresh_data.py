@@ -156,3 +156,20 @@ def test_every_lesion_weight_is_the_training_setting():
     low = LSMSLoss(cfg, aux_lesion_weight=1.0)(outputs, *args, aux=aux)["aux"]
     high = LSMSLoss(cfg, aux_lesion_weight=20.0)(outputs, *args, aux=aux)["aux"]
     assert high > low  # missed lesion pixels cost more with the larger weight
+
+
+def test_patch_windows_cut_image_and_targets_alike_and_keep_lesions_in_view():
+    whole = stream(cases=2, input_size=128, unmatched_fraction=0.0, empty_text_fraction=0.0)
+    patched = stream(cases=2, input_size=128, unmatched_fraction=0.0, empty_text_fraction=0.0, patch=64)
+    a, b = batches(whole, 1), batches(patched, 1)
+    assert all(x["x"].shape[-2:] == (128, 128) for x in a)
+    assert all(x["x"].shape[-2:] == (64, 64) and x["aux"].shape[-2:] == (64, 64) for x in b)
+    assert all(x["target"].shape[-2:] == (64, 64) and x["labels"].shape[-2:] == (64, 64) for x in b)
+    referred = [(x["target"][i], x["labels"][i], int(x["target_label"][i])) for x in b
+                for i in range(len(x["texts"])) if x["target_label"][i] > 0]
+    for target, labels, k in referred:  # a referred lesion's target is its own label, cut by the same window
+        assert torch.equal(target.bool(), labels == k)
+    # half the windows are centred on a lesion: most referred lesions stay in view
+    assert np.mean([bool(t.any()) for t, _, _ in referred]) > 0.6
+    assert all(torch.equal(x["aux"][:, 1].bool(), x["labels"] > 0) for x in b)
+    assert sum(len(x["texts"]) for x in a) == sum(len(x["texts"]) for x in b)  # the same samples, cut
