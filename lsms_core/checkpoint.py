@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lsms_core import __version__
 from lsms_core.errors import CheckpointError, ConfigError
-from lsms_core.model.config import LSMSConfig
+from lsms_core.model.config import RECLMIS_VARIANTS, make_model_config, model_config_from_dict
 from lsms_core.preprocess import DEFAULT_WINDOW, IMAGENET_MEAN, IMAGENET_STD
 from lsms_core.resources import models_dir
 
@@ -62,8 +62,9 @@ class CheckpointConfig:
     def token_length(self) -> int:
         return int(self.text_encoder.get("token_length", 32))
 
-    def model_config(self) -> LSMSConfig:
-        return LSMSConfig.from_dict(self.model)
+    def model_config(self):
+        """LSMSConfig, or RecLMISConfig when the model section's variant is a RecLMIS one."""
+        return model_config_from_dict(self.model)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,7 +161,7 @@ def _check_model_section(model: dict, where: Path) -> None:
 def validate_config(config: CheckpointConfig, where: Path) -> None:
     """Refuse every value that would load and then give empty or garbage masks, naming the field."""
     from lsms_core.checks import check_normalization, check_threshold, check_window
-    from lsms_core.model.config import VARIANTS
+    from lsms_core.model.config import ALL_VARIANTS as VARIANTS
 
     def field_error(name: str):
         return lambda what, why: CheckpointError(where, f"field {what}: {why}")
@@ -229,10 +230,10 @@ def build_model_from(config: CheckpointConfig, state: dict, where: Path):
     """Build the network for ``config`` and load ``state``, refusing any key or shape mismatch."""
     import torch
 
-    from lsms_core.model import LSMS
+    from lsms_core.model import build_model
 
     try:
-        model = LSMS(config.model_config())
+        model = build_model(config.model_config())
     except (ConfigError, TypeError, ValueError, ArithmeticError, RuntimeError) as exc:
         raise CheckpointError(where.parent / CONFIG, f"cannot build the network from this config "
                                                      f"({type(exc).__name__}: {exc})") from exc
@@ -365,13 +366,16 @@ def create_random_checkpoint(folder: str | os.PathLike, variant: str = "lsms-t",
     """A real, randomly initialised checkpoint marked ``trained: false`` (for tests and plumbing)."""
     import torch
 
-    from lsms_core.model import LSMS
+    from lsms_core.model import build_model
     from lsms_core.text import DEFAULT_ENCODER, read_hidden_size, resolve_encoder_path
 
     hidden = read_hidden_size(resolve_encoder_path(text_encoder))
-    cfg = LSMSConfig(variant=variant, text_dim=hidden, **model_overrides)
+    if variant in RECLMIS_VARIANTS:
+        # RecLMIS sizes its positional embedding for the input (input_size / 16 tokens a side)
+        model_overrides = {"input_size": input_size, **model_overrides}
+    cfg = make_model_config(variant, text_dim=hidden, **model_overrides)
     torch.manual_seed(seed)
-    model = LSMS(cfg)
+    model = build_model(cfg)
     config = CheckpointConfig(
         model=cfg.to_dict(),
         name=Path(folder).name,

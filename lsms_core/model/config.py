@@ -21,6 +21,9 @@ VARIANTS: dict[str, dict] = {
                 "backbone": "efficientnet-lite0"},
 }
 BACKBONES = ("mscan", "efficientnet-lite0")
+#: the second architecture (lsms_core.model.reclmis), selected by the same ``variant`` field
+RECLMIS_VARIANTS = ("reclmis", "reclmis-adapted")
+ALL_VARIANTS = (*VARIANTS, *RECLMIS_VARIANTS)
 
 
 @dataclass
@@ -104,3 +107,21 @@ class LSMSConfig:
         if unknown:
             raise ConfigError("model config", f"unknown keys {unknown}")
         return cls(**data)
+
+
+def model_config_from_dict(data: dict):
+    """The network's config from its JSON form: an LSMSConfig, or a RecLMISConfig for the RecLMIS variants."""
+    if data.get("variant") in RECLMIS_VARIANTS:
+        from lsms_core.model.reclmis import RecLMISConfig
+
+        return RecLMISConfig.from_dict(data)
+    return LSMSConfig.from_dict(data)
+
+
+def make_model_config(variant: str, **fields_):
+    """A network config for ``variant`` with field overrides (as ``lsms train --model`` gives them)."""
+    if variant in RECLMIS_VARIANTS:
+        from lsms_core.model.reclmis import RecLMISConfig
+
+        return RecLMISConfig(variant=variant, **fields_)
+    return LSMSConfig(variant=variant, **fields_)
