@@ -278,3 +278,20 @@ def test_random_checkpoint_and_training_objective_build_reclmis(tmp_path):
     objective = build_objective(TrainConfig(variant="reclmis", input_size=64, model={"rec_layers": 1}), 384)
     assert isinstance(objective.model, RecLMIS) and objective.model.cfg.input_size == 64
     assert objective.loss.cfg.rec_layers == 1
+
+
+def test_bench_model_measures_reclmis_next_to_lsms():
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "lsms_core.cli.main", "bench", "model", "--variant", "reclmis",
+                             "--size", "64", "--batch", "1", "--repeats", "1", "--threads", "1", "--device", "cpu",
+                             "--native", "64", "--json"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["variant"] == "reclmis" and data["lsms"]["variant"] == "lsms-t"
+    assert 17e6 < data["params"] < 19e6 and 7e6 < data["lsms"]["params"] < 9e6
+    # MACs scale with the pixels: the spec's 23.63 G at 224 px is about 1.93 G at 64 px
+    assert 1.5e9 < data["macs"] < 2.5e9 and data["lsms"]["macs"] < data["macs"]
+    assert data["latency_ms"] > 0 and data["lsms"]["latency_ms"] > 0 and data["spec"]["params"] == 18.44e6
