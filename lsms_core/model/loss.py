@@ -127,7 +127,8 @@ class LSMSLoss(nn.Module):
                 aux_loss = bce + dice
                 loss = loss + self.aux_weight * aux_loss
         if labels is not None and target_label is not None and self.lesion_contrast_weight > 0:
-            n = int(labels.max()) if labels.numel() else 0
+            # A referred lesion can lie outside a training window (its label then absent from ``labels``).
+            n = max(int(labels.max()) if labels.numel() else 0, int(target_label.max()))
             use = target_label > 0
             if n >= 2 and use.any():
                 sim, present = self.contrastive.lesion_logits(pixel_feats[use], text_feats.float()[use],

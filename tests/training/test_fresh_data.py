@@ -173,3 +173,22 @@ def test_patch_windows_cut_image_and_targets_alike_and_keep_lesions_in_view():
     assert np.mean([bool(t.any()) for t, _, _ in referred]) > 0.6
     assert all(torch.equal(x["aux"][:, 1].bool(), x["labels"] > 0) for x in b)
     assert sum(len(x["texts"]) for x in a) == sum(len(x["texts"]) for x in b)  # the same samples, cut
+
+
+def test_per_lesion_contrast_skips_a_referred_lesion_outside_the_window():
+    from lsms_core.model import LSMSConfig
+    from lsms_core.model.loss import LSMSLoss
+
+    cfg = LSMSConfig(variant="lsms-t", text_dim=8, decoder_channels=32)
+    loss = LSMSLoss(cfg, lesion_contrast_weight=1.0)
+    labels = torch.zeros(2, 16, 16, dtype=torch.long)
+    labels[:, 2:6, 2:6] = 1
+    labels[:, 10:14, 10:14] = 2  # lesion 3 of the slice was cut off by the training window
+    outputs = {"logits": torch.zeros(2, 2, 16, 16), "pixel_feats": torch.randn(2, 32, 4, 4)}
+    text, tmask = torch.randn(2, 8, 3), torch.ones(2, 3, dtype=torch.long)
+    target = (labels == 1).long()
+    target[1] = 0
+    out = loss(outputs, target, text, tmask, labels=labels, target_label=torch.tensor([1, 3]))
+    only_first = loss({k: v[:1] for k, v in outputs.items()}, target[:1], text[:1],
+                      tmask[:1], labels=labels[:1], target_label=torch.tensor([1]))
+    assert torch.isfinite(out["lesion_con"]) and out["lesion_con"] == pytest.approx(float(only_first["lesion_con"]))
