@@ -38,9 +38,9 @@ def build_objective(cfg, text_dim: int, init_state: dict | None = None):
     elif cfg.init_backbone:
         load_pretrained_backbone(model, cfg.init_backbone)
     loss = build_loss(model_cfg, class_weights=tuple(cfg.class_weights), dice_weight=cfg.dice_weight,
-                    contrastive_weight=cfg.contrastive_weight, contrastive_dim=cfg.contrastive_dim,
-                    tau=cfg.tau, aux_weight=cfg.aux_weight, lesion_contrast_weight=cfg.lesion_contrast_weight,
-                    aux_lesion_weight=cfg.aux_lesion_weight)
+                      contrastive_weight=cfg.contrastive_weight, contrastive_dim=cfg.contrastive_dim,
+                      tau=cfg.tau, aux_weight=cfg.aux_weight, lesion_contrast_weight=cfg.lesion_contrast_weight,
+                      aux_lesion_weight=cfg.aux_lesion_weight)
     return Objective(model, loss)
 
 
