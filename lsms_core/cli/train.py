@@ -19,7 +19,9 @@ _HELP = {
     "data": "dataset folder (RefHL-Seg format v1)",
     "out": "run folder: logs, curves, resumable state and the best checkpoint (best/)",
     "name": "name recorded in the exported checkpoint (default: the run folder's name)",
-    "model": "JSON object of LSMSConfig overrides, e.g. '{\"fsd_stages\": [1, 2, 3, 4]}'",
+    "variant": "network: lsms-t, lsms-w, lsms-e0 (LSMS) or reclmis, reclmis-adapted (RecLMIS)",
+    "model": "JSON object of model-config overrides (LSMSConfig, or RecLMISConfig for the RecLMIS variants), "
+             "e.g. '{\"fsd_stages\": [1, 2, 3, 4]}' or '{\"rec_layers\": 4}'",
     "init": "start from this checkpoint's weights (fine-tuning), e.g. demo",
     "input_size": "network input size in pixels (paper: 480)",
     "window": "CT window WIDTH LEVEL in HU the network sees (default 400 40)",

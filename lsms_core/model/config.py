@@ -71,7 +71,7 @@ class LSMSConfig:
         elif not (self.widths and self.depths and self.mlp_ratios):
             raise ConfigError(
                 f"variant {self.variant!r}",
-                f"unknown variant; choose one of {', '.join(VARIANTS)} or give widths, depths and mlp_ratios",
+                f"unknown variant; choose one of {', '.join(ALL_VARIANTS)} or give widths, depths and mlp_ratios",
             )
         for name in ("widths", "depths", "mlp_ratios", "kernels", "fsd_stages"):
             setattr(self, name, tuple(int(v) for v in getattr(self, name)))

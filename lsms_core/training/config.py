@@ -104,6 +104,8 @@ class TrainConfig:
         return data
 
     def validate(self, where: object = "training config") -> None:
+        from lsms_core.model.config import ALL_VARIANTS
+
         checks = [
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
@@ -126,6 +128,9 @@ class TrainConfig:
              "unmatched_fraction and empty_text_fraction must be between 0 and 1"),
             (self.lesions_per_slice >= 1, "lesions_per_slice must be at least 1"),
             (self.aux_lesion_weight > 0, "aux_lesion_weight must be positive"),
+            (self.variant in ALL_VARIANTS or all(k in self.model for k in ("widths", "depths", "mlp_ratios")),
+             f"variant {self.variant!r} is not one of {', '.join(ALL_VARIANTS)} (a custom LSMS needs widths, "
+             "depths and mlp_ratios in model)"),
             (self.train_patch == 0 or (self.synth > 0 and 64 <= self.train_patch <= self.input_size
                                        and self.train_patch % 32 == 0),
              "train_patch needs fresh synthetic data (--synth) and a multiple of 32 from 64 to input_size"),

@@ -295,3 +295,14 @@ def test_bench_model_measures_reclmis_next_to_lsms():
     # MACs scale with the pixels: the spec's 23.63 G at 224 px is about 1.93 G at 64 px
     assert 1.5e9 < data["macs"] < 2.5e9 and data["lsms"]["macs"] < data["macs"]
     assert data["latency_ms"] > 0 and data["lsms"]["latency_ms"] > 0 and data["spec"]["params"] == 18.44e6
+
+
+def test_training_config_knows_the_reclmis_variants_and_refuses_a_typo():
+    from lsms_core.training import TrainConfig
+
+    for variant in ("lsms-t", *VARIANTS):
+        TrainConfig(variant=variant, synth=1, out="x").validate()
+    TrainConfig(variant="mine", model={"widths": [8, 16, 32, 64], "depths": [1, 1, 1, 1],
+                                       "mlp_ratios": [2, 2, 2, 2]}).validate()  # a custom LSMS
+    with pytest.raises(ConfigError, match="reclmis-adapted"):
+        TrainConfig(variant="reclmis-adpated").validate()
