@@ -72,7 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS))
     p.add_argument("--real", default=str(ROOT.parent / "shared" / "data" / "3dircadb1.7"))
     p.add_argument("--doc", default=str(ROOT / "docs" / "reclmis-comparison.md"))
+    p.add_argument("--render-only", action="store_true",
+                   help="only rewrite --doc from the JSON beside it (a finished comparison)")
     args = p.parse_args(argv)
+    if args.render_only:
+        doc = Path(args.doc)
+        doc.write_text(render(json.loads(doc.with_suffix(".json").read_text(encoding="utf-8"))), encoding="utf-8")
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t = args.threads
@@ -157,6 +163,15 @@ def render(payload: dict) -> str:
         "expressions. Parameters and MACs: the network without the text encoder (MiniLM, frozen, shared by "
         "all three); CPU ms per slice: `lsms bench model` at batch 1 on the same threads, under the same "
         "shared load (a noisy figure).",
+        "",
+        "Networks (text encoder: the frozen MiniLM-L6, 384-wide token states, for all three): `lsms-t`, LSMS "
+        "with MSCAN-T widths; `reclmis`, RecLMIS as released (U-Net, conditioned interaction at 1/16, "
+        "reconstructions and token-level contrast in training only) with a Conv1d(384 -> 512) text bridge; "
+        "`reclmis-adapted`, the same with the spec's referring adaptations (the 1/8 and 1/4 skips gated by "
+        "the patches-of-interest map, that map supervised by the referred lesion, lesion-level contrast "
+        "against the slice's other lesions, learnable mask token, loss on masked tokens). Every choice is "
+        "listed in `lsms_core/model/reclmis.py`. All three share the project's loss (`LSMSLoss`); RecLMIS adds "
+        "its reconstruction and contrastive terms.",
         "",
         "| network | epochs | steps | samples seen | held-out mDice | mIoU | oIoU | Prec@0.5 | hit | "
         "3D-IRCADb mDice | mIoU | oIoU | Prec@0.5 | hit | params (M) | GMACs | CPU ms/slice |",
