@@ -58,6 +58,18 @@ def read_history(run: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def summarise(history: list[dict]) -> dict:
+    """What a run's log says: epochs, steps, samples, the best validation epoch, and the segmentation loss
+    (LSMSLoss's cross-entropy + soft Dice, the same term for every network) of its first and last epochs."""
+    if not history:
+        return {"epochs": 0, "steps": 0, "samples": 0}
+    best = max((r for r in history if "val_mDice" in r), key=lambda r: r["val_mDice"], default={})
+    last = history[-3:]
+    return {"epochs": len(history), "steps": history[-1]["step"], "samples": sum(h["samples"] for h in history),
+            "best_epoch": best.get("epoch"), "val_mDice": best.get("val_mDice"), "final_loss": history[-1]["loss"],
+            "first_seg": history[0]["seg"], "final_seg": sum(h["seg"] for h in last) / len(last)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="work folder: held-out data, run folders, evaluations")
@@ -77,7 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.render_only:
         doc = Path(args.doc)
-        doc.write_text(render(json.loads(doc.with_suffix(".json").read_text(encoding="utf-8"))), encoding="utf-8")
+        payload = json.loads(doc.with_suffix(".json").read_text(encoding="utf-8"))
+        for variant, r in payload["results"].items():  # training figures again from logs still in --out
+            log = Path(args.out, "runs", variant, "log.jsonl")
+            if log.is_file():
+                r.update(summarise(read_history(log.parent)))
+        doc.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        doc.write_text(render(payload), encoding="utf-8")
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,12 +116,7 @@ def main(argv: list[str] | None = None) -> int:
              "--epochs", "100000", "--time-limit-min", str(args.minutes), "--threads", str(t),
              "--seed", "0", "--out", str(run), "--quiet", threads=t)
         train_s = time.perf_counter() - begin
-        history = read_history(run)
-        best = max((r for r in history if "val_mDice" in r), key=lambda r: r["val_mDice"], default={})
-        r: dict = {"train_wall_s": train_s, "epochs": len(history), "steps": history[-1]["step"] if history else 0,
-                   "samples": sum(h["samples"] for h in history),
-                   "best_epoch": best.get("epoch"), "val_mDice": best.get("val_mDice"),
-                   "final_loss": history[-1]["loss"] if history else None}
+        r: dict = {"train_wall_s": train_s, **summarise(read_history(run))}
         ckpt = run / "best"
         evals = {"synthetic": ["--data", str(heldout), "--split", "all"]}
         if real is not None:
@@ -162,7 +175,9 @@ def render(payload: dict) -> str:
         "(`--split all`, never trained on). Real: 3D-IRCADb-01 patient 1.7, its tumour slices with plain "
         "expressions. Parameters and MACs: the network without the text encoder (MiniLM, frozen, shared by "
         "all three); CPU ms per slice: `lsms bench model` at batch 1 on the same threads, under the same "
-        "shared load (a noisy figure).",
+        "shared load (a noisy figure). Seg loss: the project's segmentation term (weighted cross-entropy + "
+        "soft Dice, the same for the three networks) on the training batches, first epoch / mean of the last "
+        "three; every epoch's cases are freshly generated, so each batch is data the network had not seen.",
         "",
         "Networks (text encoder: the frozen MiniLM-L6, 384-wide token states, for all three): `lsms-t`, LSMS "
         "with MSCAN-T widths; `reclmis`, RecLMIS as released (U-Net, conditioned interaction at 1/16, "
@@ -173,14 +188,15 @@ def render(payload: dict) -> str:
         "listed in `lsms_core/model/reclmis.py`. All three share the project's loss (`LSMSLoss`); RecLMIS adds "
         "its reconstruction and contrastive terms.",
         "",
-        "| network | epochs | steps | samples seen | held-out mDice | mIoU | oIoU | Prec@0.5 | hit | "
+        "| network | epochs | steps | samples seen | seg loss first / last epochs | held-out mDice | mIoU | oIoU | Prec@0.5 | hit | "
         "3D-IRCADb mDice | mIoU | oIoU | Prec@0.5 | hit | params (M) | GMACs | CPU ms/slice |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, r in results.items():
         s, i = r.get("synthetic", {}), r.get("ircad", {})
         lines.append(
-            f"| {variant} | {r['epochs']} | {r['steps']} | {r['samples']} | {_f(s.get('mDice'))} | {_f(s.get('mIoU'))} | "
+            f"| {variant} | {r['epochs']} | {r['steps']} | {r['samples']} | {_f(r.get('first_seg'))} / "
+            f"{_f(r.get('final_seg'))} | {_f(s.get('mDice'))} | {_f(s.get('mIoU'))} | "
             f"{_f(s.get('oIoU'))} | {_f(s.get('prec@0.5'))} | {_f(s.get('hit'))} | {_f(i.get('mDice'))} | "
             f"{_f(i.get('mIoU'))} | {_f(i.get('oIoU'))} | {_f(i.get('prec@0.5'))} | {_f(i.get('hit'))} | "
             f"{r['params'] / 1e6:.2f} | {r['macs'] / 1e9:.2f} | {r['cpu_ms_per_slice']:.0f} |")
