@@ -30,9 +30,9 @@ Decisions on the spec's [INFERRED] points and on its code-vs-paper disagreements
   with ``text_dim=512``), so every other shape is the released one. No LayerNorm after it (the original has
   none). The CLR target is the frozen 384-wide states (the original's "frozen states before the Conv1d",
   section 6 #4) read out of the reconstructor by a Linear(512 -> 384) head (7.2.4, option a).
-- Padding: both attentions of the interaction get the text key-padding mask and the text Conv1d sees
-  zeros at padded positions (the released attention 2 has no mask, section 6 #9): the engine's contract is
-  that padded tokens never change the output. Interaction otherwise as released: bare attentions, no
+- Padding: attention 2 (whose keys are the text slots) gets the text key-padding mask (the released one has
+  none, section 6 #9), the padded queries of attention 1 are therefore never read, and both text Conv1d
+  see zeros at padded positions: the engine's contract is that padded tokens never change the output. Interaction otherwise as released: bare attentions, no
   residual, LayerNorm or FFN (6 #9), 4 heads, dropout 0.1, zero-initialised positional embedding.
 - Positional embedding: sized for ``input_size`` (224 -> 14 x 14); other grids interpolate it
   bilinearly, so the network follows H/16 (7.3.5). Inputs not a multiple of 16 are padded and cropped back.
