@@ -306,3 +306,21 @@ def test_training_config_knows_the_reclmis_variants_and_refuses_a_typo():
                                        "mlp_ratios": [2, 2, 2, 2]}).validate()  # a custom LSMS
     with pytest.raises(ConfigError, match="reclmis-adapted"):
         TrainConfig(variant="reclmis-adpated").validate()
+
+
+def test_adapted_vision_target_is_detached_and_scale_free():
+    """Adapted: the CVR target V' is detached, so it is LayerNorm'd per token; its scale cannot move L_T2V
+    (a detached, unnormalised target grew in a 20-minute run until L_T2V dominated the loss)."""
+    torch.manual_seed(0)
+    cfg = _small("reclmis-adapted")
+    model, loss_fn = build_model(cfg).train(), build_loss(cfg)
+    images, text, mask = _inputs(batch=2)
+    target = torch.zeros(2, 64, 64, dtype=torch.long)
+    target[:, 20:40, 24:44] = 1
+    out = model(images, text, mask, return_aux=True)
+    values = []
+    for scale in (10.0, 100.0):  # (LayerNorm's eps matters only for a V' near zero)
+        torch.manual_seed(1)
+        scaled = dict(out, vision_interacted=out["vision_interacted"] * scale)
+        values.append(float(loss_fn.reconstruction_terms(scaled, target, text, mask)["rec_vision"].detach()))
+    assert values[0] == pytest.approx(values[1], rel=1e-3)
