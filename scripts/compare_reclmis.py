@@ -188,14 +188,15 @@ def render(payload: dict) -> str:
         "listed in `lsms_core/model/reclmis.py`. All three share the project's loss (`LSMSLoss`); RecLMIS adds "
         "its reconstruction and contrastive terms.",
         "",
-        "| network | epochs | steps | samples seen | seg loss first / last epochs | held-out mDice | mIoU | oIoU | Prec@0.5 | hit | "
+        "| network | epochs | steps | samples seen | best epoch (val mDice) | seg loss first / last epochs | held-out mDice | mIoU | oIoU | Prec@0.5 | hit | "
         "3D-IRCADb mDice | mIoU | oIoU | Prec@0.5 | hit | params (M) | GMACs | CPU ms/slice |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, r in results.items():
         s, i = r.get("synthetic", {}), r.get("ircad", {})
         lines.append(
-            f"| {variant} | {r['epochs']} | {r['steps']} | {r['samples']} | {_f(r.get('first_seg'))} / "
+            f"| {variant} | {r['epochs']} | {r['steps']} | {r['samples']} | {r.get('best_epoch')} "
+            f"({_f(r.get('val_mDice'))}) | {_f(r.get('first_seg'))} / "
             f"{_f(r.get('final_seg'))} | {_f(s.get('mDice'))} | {_f(s.get('mIoU'))} | "
             f"{_f(s.get('oIoU'))} | {_f(s.get('prec@0.5'))} | {_f(s.get('hit'))} | {_f(i.get('mDice'))} | "
             f"{_f(i.get('mIoU'))} | {_f(i.get('oIoU'))} | {_f(i.get('prec@0.5'))} | {_f(i.get('hit'))} | "
@@ -205,7 +206,9 @@ def render(payload: dict) -> str:
     first = next(iter(samples.values()), (None, None))
     lines += ["", f"Expressions scored: held-out {first[0]}, 3D-IRCADb {first[1]}. Minutes this short are far from "
               "convergence for every network: the table compares what each architecture makes of the same small "
-              "budget on this machine, not what it reaches trained to the end.", ""]
+              "budget on this machine, not what it reaches trained to the end. A run whose validation mDice never "
+              "rises above its first epoch's exports that first epoch: its scores are those weights'.", ""]
+    lines += [f"- {note}" for note in payload.get("notes", [])] + ([""] if payload.get("notes") else [])
     return "\n".join(lines)
 
 
