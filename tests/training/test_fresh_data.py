@@ -192,3 +192,10 @@ def test_per_lesion_contrast_skips_a_referred_lesion_outside_the_window():
     only_first = loss({k: v[:1] for k, v in outputs.items()}, target[:1], text[:1],
                       tmask[:1], labels=labels[:1], target_label=torch.tensor([1]))
     assert torch.isfinite(out["lesion_con"]) and out["lesion_con"] == pytest.approx(float(only_first["lesion_con"]))
+
+
+def test_batches_per_epoch_estimate_is_close_to_what_an_epoch_yields():
+    # the learning-rate schedule is planned from the estimate: far off, the rate reaches 0 too early
+    s = stream(cases=6, slices=6, size=160, input_size=64, unmatched_fraction=0.25, empty_text_fraction=0.05)
+    actual = len(batches(s, 1))
+    assert abs(s.approx_batches() - actual) <= 0.3 * actual, (s.approx_batches(), actual)
