@@ -177,9 +177,13 @@ class Segmenter:
                                             cancel=cancel), progress)
 
     def iter_predict(self, slices_hu: np.ndarray, expression: str, *, batch_size: int | None = None,
-                     threshold: float | None = None,
-                     cancel: CancelFn | None = None) -> Generator[tuple[int, int], None, Prediction]:
-        """Yields (slices done, total) after each batch; returns the Prediction."""
+                     threshold: float | None = None, cancel: CancelFn | None = None,
+                     no_words_ok: bool = False) -> Generator[tuple[int, int], None, Prediction]:
+        """Yields (slices done, total) after each batch; returns the Prediction.
+
+        An empty expression is refused (a user who typed nothing meant something) unless ``no_words_ok``:
+        the evaluation's no-words ablation (``--text-fraction 0``) runs the network without any words,
+        as it was trained on its wordless samples."""
         start = time.perf_counter()
         slices = np.asarray(slices_hu)
         single = slices.ndim == 2
@@ -190,7 +194,12 @@ class Segmenter:
         threshold = self.config.threshold if threshold is None else check_threshold(threshold, "threshold", LSMSError)
         nonfinite = count_nonfinite(slices)
         # Encoding first also validates the words before any slice is processed.
-        text = self.text_encoder.encode([expression])
+        if no_words_ok and not str(expression).strip():
+            from lsms_core.evaluate import encode_without_words
+
+            text = encode_without_words(self.text_encoder)
+        else:
+            text = self.text_encoder.encode([expression])
         total = slices.shape[0]
         batch = max(1, int(batch_size or self.default_batch_size()))
         # Filled batch by batch: no full-volume float32 copy is ever held (issue 19: a 512x512x300 run

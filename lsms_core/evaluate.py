@@ -84,13 +84,14 @@ def encode_texts(encoder, texts: list[str]):
         if text:
             f, m = encoder.encode([text])
         else:
-            f, m = _encode_without_words(encoder)
+            f, m = encode_without_words(encoder)
         feats.append(f)
         masks.append(m)
     return torch.cat(feats), torch.cat(masks)
 
 
-def _encode_without_words(encoder):
+def encode_without_words(encoder):
+    """(features (1, C, T), mask (1, T)) of an empty expression: the network's wordless input."""
     import torch
 
     tokens = encoder.tokenizer([""], padding="max_length", truncation=True, max_length=encoder.token_length,

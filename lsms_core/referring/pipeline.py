@@ -60,7 +60,7 @@ class Referral:
 
 def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: tuple[float, float, float], *,
                keep: str = "referred", refiner=None, batch_size: int | None = None, threshold: float | None = None,
-               cancel: Callable[[], bool] | None = None, slice_offset: int = 0,
+               cancel: Callable[[], bool] | None = None, slice_offset: int = 0, no_words_ok: bool = False,
                ) -> Generator[tuple[int, int], None, Referral]:
     """Yields (steps done, total steps) over both stages; returns the :class:`Referral`.
 
@@ -77,7 +77,8 @@ def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: t
     n = len(slices)
     refine_steps = n if refiner is not None and keep == "referred" else 0
     total = n + refine_steps
-    gen = segmenter.iter_predict(slices, expression, batch_size=batch_size, threshold=threshold, cancel=cancel)
+    gen = segmenter.iter_predict(slices, expression, batch_size=batch_size, threshold=threshold, cancel=cancel,
+                                 no_words_ok=no_words_ok)
     while True:
         try:
             done, _ = next(gen)

@@ -51,7 +51,8 @@ def evaluate_pipeline(segmenter, dataset, *, split: str = "test", text_fraction:
             raise LSMSError(dataset.root, "the pipeline needs CT in HU; windowed 8-bit images (LViT-style) "
                                           "are scored with the network alone (lsms eval --network-only)")
         spacing = (1.0, float(sample.spacing[0]), float(sample.spacing[1]))
-        referral = refer(segmenter, image, text, spacing, refiner=refiner, threshold=threshold)
+        # --text-fraction 0 leaves no words: the network runs wordless and the resolver takes its choice
+        referral = refer(segmenter, image, text, spacing, refiner=refiner, threshold=threshold, no_words_ok=True)
         groups = sample_groups(sample, mask, sample.expressions[i], counts, tag)
         target = mask != 0
         others = lesions.others(sample)

@@ -36,7 +36,10 @@ def test_words_choose_a_candidate_and_the_mask_is_that_candidate(demo):
     res = referral.resolution
     assert referral.stages == ["lsms", "candidates"]
     assert res.status in ("found", "ambiguous") and len(res.candidates) >= 2
-    assert np.array_equal(referral.mask, res.chosen.full_mask & referral.prediction.masks)
+    if seg.has_aux:  # candidates are the every-lesion map's regions: the chosen one is the mask
+        assert referral.candidate_source and np.array_equal(referral.mask, res.chosen.full_mask)
+    else:  # regions of the referring map at a lower threshold, cut back to what passes the threshold
+        assert np.array_equal(referral.mask, res.chosen.full_mask & referral.prediction.masks)
     dice = 2 * (referral.mask & ref).sum() / (referral.mask.sum() + ref.sum())
     assert dice >= 0.5, dice
     assert steps[-1][0] == steps[-1][1]
@@ -80,3 +83,16 @@ def test_lsms_segment_prints_the_candidates_and_writes_the_report(tmp_path, caps
     data = json.loads(report.read_text())
     assert data["status"] in ("found", "ambiguous") and data["resolution"]["candidates"]
     assert main(["segment", "--demo", "--out", str(tmp_path / "m2.nii.gz"), "--json", str(report)]) == 2
+
+
+def test_no_words_run_only_when_asked_and_take_the_networks_choice(demo):
+    from lsms_core.errors import TextEncoderError
+    from lsms_core.referring.pipeline import refer
+
+    seg, vol, _, _ = demo
+    with pytest.raises(TextEncoderError, match="empty"):
+        refer(seg, vol.array[20], "  ", spacing(vol))
+    referral = refer(seg, vol.array[20], "", spacing(vol), no_words_ok=True)  # the --text-fraction 0 ablation
+    res = referral.resolution
+    assert res.candidates and res.chosen is not None
+    assert res.chosen.net_score == max(c.net_score for c in res.candidates)
