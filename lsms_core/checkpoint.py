@@ -27,7 +27,7 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD = "README.md"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-DEMO_NAME = "lsms-t-demo"
+DEMO_NAME = "lsms-e0-demo"
 
 
 @dataclass

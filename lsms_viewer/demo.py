@@ -2,7 +2,7 @@
 
 ``--demo`` must work in every copy of the project, including one where the demo case
 (``resources/demo/ct.nii.gz`` + ``demo.json``) or the trained demo weights
-(``resources/models/lsms-t-demo``) are not there yet. ``find_demo()`` says exactly what it found, so the
+(``resources/models/lsms-e0-demo``) are not there yet. ``find_demo()`` says exactly what it found, so the
 window can tell the user what they are looking at instead of pretending.
 """
 

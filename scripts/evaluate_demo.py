@@ -1,6 +1,6 @@
 """Every figure the demo weights' model card and the README quote, from one command.
 
-    python scripts/evaluate_demo.py --checkpoint resources/models/lsms-t-demo --out eval-demo \
+    python scripts/evaluate_demo.py --checkpoint resources/models/lsms-e0-demo --out eval-demo \
         [--heldout DIR] [--real ../shared/data/3dircadb1.7] [--refine auto|on|off]
 
 1. A freshly generated synthetic test set (``lsms data synth --cases 8 --seed 424242``, the generator's

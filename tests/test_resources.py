@@ -53,4 +53,4 @@ def test_resources_come_from_the_prefix_when_the_package_is_installed_alone(tmp_
 def test_a_checkout_uses_its_own_resources(monkeypatch):
     monkeypatch.delenv("LSMS_RESOURCES", raising=False)
     assert resources.resources_dir() == ROOT / "resources"
-    assert (resources.models_dir() / "lsms-t-demo" / "config.json").is_file()
+    assert (resources.models_dir() / "lsms-e0-demo" / "config.json").is_file()

@@ -78,7 +78,7 @@ def test_demo_names_the_missing_file(tmp_path, monkeypatch, capsys):
     assert "ct.nii.gz" in capsys.readouterr().err
     write_ct_nifti(demo / "ct.nii.gz")
     assert main(["segment", "--demo"]) == 2
-    assert "lsms-t-demo/model.safetensors" in capsys.readouterr().err
+    assert "lsms-e0-demo/model.safetensors" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -109,7 +109,7 @@ def test_demo_case_end_to_end(tmp_path, monkeypatch, capsys):
     """The --demo contract of the data and training helpers, with a real (random) checkpoint."""
     res = tmp_path / "resources"
     (res / "demo").mkdir(parents=True)
-    create_random_checkpoint(res / "models" / "lsms-t-demo", input_size=64)
+    create_random_checkpoint(res / "models" / "lsms-e0-demo", input_size=64)
     write_ct_nifti(res / "demo" / "ct.nii.gz", shape=(32, 32, 3))
     lesion = np.zeros((32, 32, 3), np.uint8)
     lesion[10:20, 12:22, 1] = 1

@@ -14,9 +14,9 @@ def test_opening_a_path_loads_the_default_checkpoint_lazily(qtbot, tmp_path, vol
     qtbot.waitUntil(lambda: window.document.volume is not None, timeout=20000)
     engine = viewer.segmentation.engine
     assert engine is not None and not engine.loaded  # loaded on the first run, not at start
-    assert engine.checkpoint.name == "lsms-t-demo"
+    assert engine.checkpoint.name == "lsms-e0-demo"
     assert "default checkpoint 'demo'" in window.device_label.text()
-    assert "lsms-t-demo" in window.device_label.text()
+    assert "lsms-e0-demo" in window.device_label.text()
     assert window.expression_bar.run_button.isEnabled()
     assert window.last_error is None
 
