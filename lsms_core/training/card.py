@@ -26,7 +26,7 @@ def training_card(ckpt_config, cfg, epoch: int) -> str:
     )
     return (
         f"# {ckpt_config.name}\n\n"
-        f"LSMS {cfg.variant} trained with `lsms train` (best epoch {epoch} of {cfg.epochs} by validation mDice).\n\n"
+        f"{'RecLMIS' if cfg.variant.startswith('reclmis') else 'LSMS'} {cfg.variant} trained with `lsms train` (best epoch {epoch} of {cfg.epochs} by validation mDice).\n\n"
         f"## Training data\n- dataset: {data.get('name', '?')} ({data.get('root', '?')})\n"
         f"- description: {data.get('description') or 'none given'}\n{split_lines}\n\n"
         f"## Recipe\n- input size {cfg.input_size}, window W{cfg.window[0]}/L{cfg.window[1]} HU, batch "

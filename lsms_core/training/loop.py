@@ -215,8 +215,9 @@ def _epoch_line(cfg: TrainConfig, row: dict, improved: bool) -> str:
         val_text = f" val mDice {row['val_mDice']:.4f} hit {row.get('val_hit', float('nan')):.3f}"
     if "real_mDice" in row:
         val_text += f" real mDice {row['real_mDice']:.4f}"
+    extra = "".join(f" {k} {row[k]:.4f}" for k in ("rec_text", "rec_vision", "ccl", "poi") if k in row)
     return (f"epoch {row['epoch']}/{cfg.epochs} step {row['step']} lr {row['lr']:.2e} loss {row['loss']:.4f} "
-            f"(seg {row['seg']:.4f} con {row['con']:.4f} aux {row['aux']:.4f} lesion {row['lesion_con']:.4f})"
+            f"(seg {row['seg']:.4f} con {row['con']:.4f} aux {row['aux']:.4f} lesion {row['lesion_con']:.4f}{extra})"
             f"{val_text} {row['samples_per_s']:.1f} samples/s{' *best*' if improved else ''}")
 
 
@@ -228,7 +229,7 @@ def _train_epoch(cfg, net, objective, opt, scaler, text, epochs_data, batches_pe
     net.train()
     if cfg.text_mode == "finetune":
         text.encoder.model.train()
-    keys = ("loss", "seg", "con", "aux", "lesion_con")
+    keys = ["loss", "seg", "con", "aux", "lesion_con"]  # and whatever terms the network's loss adds (RecLMIS)
     sums = dict.fromkeys(keys, 0.0)
     seen = 0
     bar = None
@@ -273,6 +274,10 @@ def _train_epoch(cfg, net, objective, opt, scaler, text, epochs_data, batches_pe
             global_step += 1
         n = x.shape[0]
         seen += n
+        for k, v in losses.items():
+            if k not in sums and v.numel() == 1:
+                keys.append(k)
+                sums[k] = 0.0
         for k in keys:
             sums[k] += float(losses[k].detach()) * n
         if not math.isfinite(sums["loss"]):

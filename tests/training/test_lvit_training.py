@@ -65,6 +65,10 @@ def test_imported_lvit_data_trains_each_network(variant, lvit_data, tmp_path, te
     (row,) = result.history
     assert row["step"] == 3 and row["samples"] == 6  # three optimiser steps over the six train images
     assert np.isfinite(row["loss"]) and row["loss"] > 0 and 0.0 <= row["val_mDice"] <= 1.0
+    # RecLMIS's reconstruction and contrast terms are logged beside the shared ones (a diverging term shows)
+    recon = {"rec_text", "rec_vision", "ccl"}
+    assert recon <= set(row) if variant.startswith("reclmis") else not recon & set(row)
+    assert ("poi" in row) == (variant == "reclmis-adapted")
     model, config, _ = load_checkpoint(result.best_checkpoint)
     assert isinstance(model, RecLMIS if variant.startswith("reclmis") else LSMS)
     assert config.variant == variant and config.trained and model.cfg.text_dim == text_encoder.hidden_size
