@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", type=int, default=480, help="input size (default 480, the paper's)")
     parser.add_argument("--batch", type=int, default=16, help="batch size on GPUs (default 16, the paper's)")
     parser.add_argument("--cpu-batch", type=int, default=2, help="batch size on the CPU (default 2)")
-    parser.add_argument("--variant", default="lsms-t")
+    parser.add_argument("--variant", default="lsms-t", help="lsms-t, lsms-s, ..., reclmis, reclmis-adapted")
     parser.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up (median)")
     parser.add_argument("--device", default="default", help="cpu, cuda, or default = CPU and CUDA if present")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
@@ -32,13 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def measure(device: str, batch: int, args) -> dict:
     import torch
 
-    from lsms_core.model import LSMS, LSMSConfig
-    from lsms_core.model.loss import LSMSLoss
+    from lsms_core.model import build_loss, build_model, make_model_config
     from lsms_core.training.objective import param_groups
 
     torch.manual_seed(0)
-    cfg = LSMSConfig(variant=args.variant)
-    model, loss_fn = LSMS(cfg).to(device).train(), LSMSLoss(cfg).to(device)
+    cfg = make_model_config(args.variant)  # LSMS or RecLMIS: the same loop, the network's own loss
+    model, loss_fn = build_model(cfg).to(device).train(), build_loss(cfg).to(device)
     opt = torch.optim.AdamW(param_groups([(model, 3e-5), (loss_fn, 3e-5)], 0.01), lr=3e-5)
     on_cuda = device.startswith("cuda")
     amp_dtype = torch.bfloat16 if on_cuda and torch.cuda.is_bf16_supported() else torch.float16

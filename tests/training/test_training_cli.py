@@ -38,8 +38,9 @@ def test_train_refuses_a_bad_dataset_with_one_line(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_bench_train_json(capsys):
+@pytest.mark.parametrize("variant", ["lsms-t", "reclmis"])
+def test_bench_train_json(capsys, variant):
     assert main(["bench", "train", "--device", "cpu", "--size", "64", "--cpu-batch", "2", "--steps", "1",
-                 "--threads", "1", "--json"]) == 0
+                 "--threads", "1", "--json", "--variant", variant]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["runs"][0]["batch"] == 2 and out["samples_per_s"] > 0
