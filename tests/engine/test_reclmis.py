@@ -324,3 +324,19 @@ def test_adapted_vision_target_is_detached_and_scale_free():
         scaled = dict(out, vision_interacted=out["vision_interacted"] * scale)
         values.append(float(loss_fn.reconstruction_terms(scaled, target, text, mask)["rec_vision"].detach()))
     assert values[0] == pytest.approx(values[1], rel=1e-3)
+
+
+def test_lsms_segment_runs_a_reclmis_checkpoint_and_writes_the_mask_on_the_ct_grid(tmp_path, capsys):
+    import nibabel as nib
+    from pydicom.data import get_testdata_file
+
+    from lsms_core.checkpoint import create_random_checkpoint
+    from lsms_core.cli.main import main
+
+    folder = create_random_checkpoint(tmp_path / "rec", variant="reclmis", input_size=64)
+    ct = get_testdata_file("CT_small.dcm", download=False)
+    out = tmp_path / "mask.nii.gz"
+    assert main(["segment", ct, "-e", "the hypodense lesion", "--checkpoint", str(folder), "--out", str(out),
+                 "--device", "cpu", "--refine", "off", "--threads", "1"]) == 0
+    assert "checkpoint" in capsys.readouterr().out
+    assert nib.load(str(out)).shape[:2] == (128, 128)
