@@ -152,7 +152,9 @@ def run(args) -> int:
             bar.n = done
             bar.refresh()
 
-    windowed = bool(dataset.samples) and dataset.load_pair(dataset.samples[0])[2]
+    from lsms_core.referring.scoring import is_windowed
+
+    windowed = is_windowed(dataset)
     if args.network_only or windowed:
         if windowed and not args.network_only:
             print("note: the images are windowed 8-bit PNGs (no HU): scoring the network alone", file=sys.stderr)

@@ -28,6 +28,11 @@ from lsms_core.metrics import MetricAccumulator
 RULES = ("network", "facts", "both")
 
 
+def is_windowed(dataset) -> bool:
+    """Whether the dataset's images are windowed 8-bit PNGs (no HU: the pipeline cannot score them)."""
+    return bool(dataset.samples) and dataset.load_pair(dataset.samples[0])[2]
+
+
 def evaluate_pipeline(segmenter, dataset, *, split: str = "test", text_fraction: float | None = None,
                       refiner=None, threshold: float | None = None, nonsense: int = 0, seed: int = 0,
                       progress: Callable[[int, int], None] | None = None) -> dict:

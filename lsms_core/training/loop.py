@@ -325,7 +325,8 @@ def _validate(model, ckpt_config, cfg: TrainConfig, val_set, val_split: str, rea
     net = evaluate(model, ckpt_config, val_set, encoder, split=val_split, batch_size=cfg.val_batch_size,
                    device=device)
     row.update({"val_net_mDice": net["mDice"], "val_net_hit": net["hit"]})
-    metrics = _pipeline_or(net, model, ckpt_config, val_set, val_split, encoder, device)
+    metrics = (_pipeline(model, ckpt_config, val_set, val_split, encoder, device)
+               if _pipeline_applies(model, val_set) else net)
     row.update({f"val_{k}": metrics[k] for k in ("mDice", "mIoU", "oIoU", "hit", "prec@0.5", "prec@0.6",
                                                  "prec@0.7", "prec@0.8", "prec@0.9")})
     row["val_model_mDice"] = net["model_resolution"]["mDice"]
@@ -334,24 +335,30 @@ def _validate(model, ckpt_config, cfg: TrainConfig, val_set, val_split: str, rea
         row["val_2plus_mDice"], row["val_2plus_hit"] = two_plus.get("mDice"), two_plus.get("hit")
     if real_val is not None:
         any_encoder = _AnyTextEncoder(text)
-        real = evaluate(model, ckpt_config, real_val, any_encoder, split="test", batch_size=cfg.val_batch_size,
-                        device=device)
-        real = _pipeline_or(real, model, ckpt_config, real_val, "test", any_encoder, device)
+        if _pipeline_applies(model, real_val):
+            real = _pipeline(model, ckpt_config, real_val, "test", any_encoder, device)
+        else:
+            real = evaluate(model, ckpt_config, real_val, any_encoder, split="test", batch_size=cfg.val_batch_size,
+                            device=device)
         row.update({"real_mDice": real["mDice"], "real_hit": real["hit"], "real_prec@0.5": real["prec@0.5"]})
         metrics["real"] = {k: real[k] for k in ("mDice", "mIoU", "hit", "prec@0.5", "samples")}
     return metrics
 
 
-def _pipeline_or(network_metrics: dict, model, ckpt_config, dataset, split: str, encoder, device: str) -> dict:
-    """The pipeline's figures on ``dataset`` when it applies (see ``_validate``), else the network's."""
+def _pipeline_applies(model, dataset) -> bool:
+    """See ``_validate``: a network with the every-lesion head, on images in HU."""
+    from lsms_core.referring.scoring import is_windowed
+
+    return bool(getattr(model.cfg, "aux_heads", 0)) and not is_windowed(dataset)
+
+
+def _pipeline(model, ckpt_config, dataset, split: str, encoder, device: str) -> dict:
+    """The pipeline's figures (candidates + resolver) for the in-training network on ``dataset``."""
     import torch
 
     from lsms_core.engine import Segmenter
     from lsms_core.referring.scoring import evaluate_pipeline
 
-    windowed = bool(dataset.samples) and dataset.load_pair(dataset.samples[0])[2]
-    if not getattr(model.cfg, "aux_heads", 0) or windowed:
-        return network_metrics
     segmenter = Segmenter(model, ckpt_config, Path(str(dataset.root)), encoder, device)
     try:
         return evaluate_pipeline(segmenter, dataset, split=split)
