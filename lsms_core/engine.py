@@ -195,7 +195,7 @@ class Segmenter:
         nonfinite = count_nonfinite(slices)
         # Encoding first also validates the words before any slice is processed.
         if no_words_ok and not str(expression).strip():
-            from lsms_core.evaluate import encode_without_words
+            from lsms_core.text import encode_without_words
 
             text = encode_without_words(self.text_encoder)
         else:

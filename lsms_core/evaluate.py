@@ -35,6 +35,7 @@ import numpy as np
 from lsms_core.checks import check_threshold
 from lsms_core.errors import LSMSError
 from lsms_core.metrics import MetricAccumulator, PairScore, score_pair
+from lsms_core.text import encode_without_words
 
 SIZE_BINS = ((10.0, "<10 mm"), (20.0, "10-20 mm"), (40.0, "20-40 mm"), (math.inf, ">=40 mm"))
 _COMPARATIVE = re.compile(
@@ -88,23 +89,6 @@ def encode_texts(encoder, texts: list[str]):
         feats.append(f)
         masks.append(m)
     return torch.cat(feats), torch.cat(masks)
-
-
-def encode_without_words(encoder):
-    """(features (1, C, T), mask (1, T)) of an empty expression: the network's wordless input."""
-    import torch
-
-    tokens = encoder.tokenizer([""], padding="max_length", truncation=True, max_length=encoder.token_length,
-                               return_tensors="pt")
-    device = encoder.device
-    with torch.inference_mode():
-        out = encoder.model(input_ids=tokens["input_ids"].to(device),
-                            attention_mask=tokens["attention_mask"].to(device),
-                            token_type_ids=tokens.get("token_type_ids",
-                                                      torch.zeros_like(tokens["input_ids"])).to(device))
-    mask = tokens["attention_mask"].to(device)
-    feats = (out.last_hidden_state.float() * mask[..., None]).transpose(1, 2).contiguous()
-    return feats, mask.long()
 
 
 def expression_tags(sample) -> list[float] | None:

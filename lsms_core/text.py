@@ -171,3 +171,20 @@ class TextEncoder:
     def cache_info(self) -> dict:
         return {"entries": len(self._cache), "max": self._cache_size, "hits": self._hits,
                 "misses": self._misses}
+
+
+def encode_without_words(encoder):
+    """(features (1, C, T), mask (1, T)) of an empty expression: the network's wordless input."""
+    import torch
+
+    tokens = encoder.tokenizer([""], padding="max_length", truncation=True, max_length=encoder.token_length,
+                               return_tensors="pt")
+    device = encoder.device
+    with torch.inference_mode():
+        out = encoder.model(input_ids=tokens["input_ids"].to(device),
+                            attention_mask=tokens["attention_mask"].to(device),
+                            token_type_ids=tokens.get("token_type_ids",
+                                                      torch.zeros_like(tokens["input_ids"])).to(device))
+    mask = tokens["attention_mask"].to(device)
+    feats = (out.last_hidden_state.float() * mask[..., None]).transpose(1, 2).contiguous()
+    return feats, mask.long()
