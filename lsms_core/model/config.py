@@ -102,11 +102,15 @@ class LSMSConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> LSMSConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError("model config", f"unknown keys {unknown}")
-        return cls(**data)
+        return checked_config(cls, data)
+
+
+def checked_config(cls, data: dict):
+    """``cls(**data)`` for a config dataclass, refusing keys it does not have (a typo in a config file)."""
+    unknown = sorted(set(data) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ConfigError("model config", f"unknown keys {unknown}")
+    return cls(**data)
 
 
 def model_config_from_dict(data: dict):

@@ -74,14 +74,14 @@ Decisions on the spec's [INFERRED] points and on its code-vs-paper disagreements
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lsms_core.errors import ConfigError
-from lsms_core.model.config import RECLMIS_VARIANTS
+from lsms_core.model.config import RECLMIS_VARIANTS, checked_config
 from lsms_core.model.loss import LSMSLoss
 
 #: per variant: the fields that differ (section 7 of the spec); everything else is shared.
@@ -176,11 +176,7 @@ class RecLMISConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> RecLMISConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError("model config", f"unknown keys {unknown}")
-        return cls(**data)
+        return checked_config(cls, data)
 
 
 # ------------------------------------------------------------------------------------------------ U-Net
