@@ -30,7 +30,8 @@ _ENHANCEMENT = {
     ("hcc", "arterial"): "with arterial hyperenhancement",
     ("hcc", "portal venous"): "with washout and an enhancing capsule",
     ("hcc", "delayed"): "with washout and an enhancing capsule",
-    ("metastasis", "arterial"): "with rim enhancement", ("metastasis", "portal venous"): "with rim enhancement",
+    # after the arterial phase the rim is painted near-iso to the liver (unseen, unlabelled): no words for it
+    ("metastasis", "arterial"): "with rim enhancement",
     ("fnh", "arterial"): "with homogeneous arterial enhancement and a central scar",
     ("fnh", "portal venous"): "with a central scar", ("fnh", "delayed"): "with a central scar",
 }

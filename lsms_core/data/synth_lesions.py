@@ -16,6 +16,9 @@ from lsms_core.data.vocabulary import LESION_TYPES
 
 # ---------------------------------------------------------------------------------------------- model
 
+#: where a metastasis's rim begins (lesion units): hyperenhancing in the arterial phase, near-iso later
+METASTASIS_RIM = 0.86
+
 
 @dataclass
 class LesionSpec:
@@ -142,7 +145,9 @@ class _Lesions:
 
         rho = rho_at(dz)
         dom = domain[box]
-        inside = (rho <= 1.0) & dom  # the mask: the lesion at the slice's centre plane
+        # The mask: the lesion at the slice's centre plane, as far as it differs from the liver (an
+        # annotator draws what is seen; a rim painted iso to the liver is not seen).
+        inside = (rho <= self._labelled_extent(spec)) & dom
         r_mm = 0.5 * (rx + ry)
         width = (3.0 + 0.08 * r_mm) if spec.boundary == "blurred" else 0.5 * self.sp
 
@@ -165,6 +170,14 @@ class _Lesions:
                 m = ((xx - qx) ** 2 + (yy - qy) ** 2 < rr * rr) & inside
                 sub[m] = 250 + 300 * cr  # bigger calcifications are denser after partial-volume blur
         les[box][inside] = idx
+
+    def _labelled_extent(self, spec: LesionSpec) -> float:
+        """The radius (in lesion units) that the label covers: the whole lesion, except a metastasis after
+        the arterial phase, whose rim is painted within a few HU of the liver (it enhances like the liver)
+        and so is part of no visible lesion; at its poles, where the slice cuts only the rim, nothing is."""
+        if spec.kind == "metastasis" and self.phase in ("portal venous", "delayed"):
+            return METASTASIS_RIM
+        return 1.0
 
     def _lesion_hu(self, spec: LesionSpec, rho, theta, tex, dz) -> np.ndarray:
         """Interior HU of a lesion for this case's phase: the enhancement pattern of its type."""
@@ -202,7 +215,7 @@ class _Lesions:
                 core = np.where(rho < 0.45, 18.0 + 4 * tex, core)
             if ph == "non-contrast":
                 return core
-            rim = rho > 0.86
+            rim = rho > METASTASIS_RIM
             return np.where(rim, liver + (20 if ph == "arterial" else 2), core)
         # fnh: homogeneous arterial hyperenhancement, near-iso later, a central stellate scar
         scar = (rho < 0.22) | ((rho < 0.55) & (np.abs(np.sin(3 * theta + spec.angle)) < 0.12))

@@ -89,20 +89,25 @@ def test_comparatives_pick_the_right_candidate_with_the_resolver_alone():
 
 
 def test_hard_words_that_fit_no_candidate_are_not_found():
+    density_checks = slices = 0
     for case, k, samples in generated_slices(n_cases=6):
         _, cands = true_candidates(case, k, samples)
         if any(c.facts.calcified for c in cands):
             continue
+        slices += 1
         res = resolve("the calcified lesion", cands, use_net=False)
         assert res.status == "not found" and "calcified" in res.reason
         densities = {c.facts.density for c in cands}
+        # an iso candidate is a borderline measurement next to either word (the resolver keeps it, weakly)
+        if densities & {None, "iso"}:
+            continue
         for d, word in (("hyper", "hyperdense"), ("hypo", "hypodense")):
-            if d not in densities and None not in densities:
+            if d not in densities:
                 assert resolve(f"the {word} lesion", cands, use_net=False).status == "not found"
+                density_checks += 1
         assert resolve("asdkjh qwpoeiru", cands).status == "not found"
         assert resolve("the cyst in the left kidney", cands).status == "not found"
-        return
-    pytest.fail("no generated slice without calcification")
+    assert slices and density_checks, "no generated slice without calcification and borderline densities"
 
 
 def test_candidates_from_masks_carry_the_generators_facts():
