@@ -51,6 +51,8 @@ _HELP = {
     "lesion_contrast_weight": "loss weight of the per-lesion vision-language contrast",
     "train_patch": "fresh-data runs: train on windows of this many input pixels around a lesion or the liver, "
                    "at the input's pixel size (cheaper steps; 0 = the whole input)",
+    "appearance": "fresh-data runs: share of slices shown with another scanner's look (blur, correlated noise, "
+                  "HU gain and offset), so the network does not learn the generator's one look",
     "aux_lesion_weight": "positive-class weight of the every-lesion map's cross-entropy: high values make the "
                          "map cover every pixel that might be lesion (the liver, early in training)",
     "real_val": "a real CT scored at each validation, never trained on (3D-IRCADb folder layout)",

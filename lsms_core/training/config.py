@@ -75,6 +75,9 @@ class TrainConfig:
     lesion_contrast_weight: float = 0.5  # weight of the per-lesion vision-language contrast
     aux_lesion_weight: float = 20.0  # positive-class weight of the every-lesion map's cross-entropy
     train_patch: int = 0  # fresh-data runs: train on windows of this many input pixels (0 = the whole input)
+    # fresh-data runs: the share of slices whose appearance is varied (blur, correlated noise, HU gain and
+    # offset) so the network does not learn the generator's one look; 0 = as rendered
+    appearance: float = 0.0
     # A real CT scored at every validation (Dice on its tumour slices with plain expressions): a
     # 3D-IRCADb-style folder (PATIENT_DICOM/ + MASKS_DICOM.zip). Validation only: never trained on.
     real_val: str = ""
@@ -128,6 +131,8 @@ class TrainConfig:
              "unmatched_fraction and empty_text_fraction must be between 0 and 1"),
             (self.lesions_per_slice >= 1, "lesions_per_slice must be at least 1"),
             (self.aux_lesion_weight > 0, "aux_lesion_weight must be positive"),
+            (0.0 <= self.appearance <= 1.0 and (self.appearance == 0 or self.synth > 0),
+             "appearance is a share from 0 to 1 and needs fresh synthetic data (--synth)"),
             (self.variant in ALL_VARIANTS or all(k in self.model for k in ("widths", "depths", "mlp_ratios")),
              f"variant {self.variant!r} is not one of {', '.join(ALL_VARIANTS)} (a custom LSMS needs widths, "
              "depths and mlp_ratios in model)"),

@@ -70,11 +70,13 @@ def _synthetic_stream(cfg: TrainConfig, dist_info: DistInfo):
                          input_size=cfg.input_size, window=cfg.window, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                          crop=cfg.crop, batch_size=cfg.batch_size, lesions_per_slice=cfg.lesions_per_slice,
                          unmatched_fraction=cfg.unmatched_fraction, empty_text_fraction=cfg.empty_text_fraction,
-                         patch=cfg.train_patch)
+                         patch=cfg.train_patch, appearance=cfg.appearance)
     summary = {"synthetic": True, "generator": "lsms_core.data.synth", "cases_per_epoch": cfg.synth,
                "seed": cfg.synth_seed, "render_size": cfg.synth_size, "slices_per_case": cfg.synth_slices}
     if cfg.train_patch:
         summary["train_patch"] = cfg.train_patch
+    if cfg.appearance:
+        summary["appearance"] = cfg.appearance
     return stream, stream.approx_batches(), summary
 
 

@@ -118,16 +118,37 @@ def patch_window(rng: np.random.Generator, size: int, patch: int, lesions: np.nd
     return slice(int(r0), int(r0) + patch), slice(int(c0), int(c0) + patch)
 
 
+def vary_appearance(hu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The slice as another scanner and reconstruction might show it: a Gaussian blur (sigma 0-1 px, a
+    softer kernel), added noise that is spatially correlated as CT noise is (0-12 HU, grain 0.7-1.5 px), and
+    a gain of 0.92-1.08 about 60 HU with an offset of -10..10 HU (calibration and contrast timing).
+
+    Contrasts between tissues keep their sign and nearly their size, so the words written from the rendered
+    slice (hypo/hyperdense, calcified above 250 HU) stay true."""
+    from scipy import ndimage
+
+    out = hu.astype(np.float32)
+    sigma = rng.uniform(0.0, 1.0)
+    if sigma > 0.2:
+        out = ndimage.gaussian_filter(out, sigma)
+    grain = rng.uniform(0.7, 1.5)
+    noise = ndimage.gaussian_filter(rng.standard_normal(out.shape).astype(np.float32), grain)
+    noise *= rng.uniform(0.0, 12.0) / max(float(noise.std()), 1e-6)
+    return (out + noise - 60.0) * rng.uniform(0.92, 1.08) + 60.0 + rng.uniform(-10.0, 10.0)
+
+
 def case_groups(case, rng: np.random.Generator, *, input_size: int, window, mean, std, crop: str,
                 lesions_per_slice: int = 2, unmatched_fraction: float = 0.25, empty_text_fraction: float = 0.05,
                 lesion_free_fraction: float = 0.3, other_case_expressions: list[str] | None = None,
-                patch: int = 0) -> list[SliceGroup]:
+                patch: int = 0, appearance: float = 0.0) -> list[SliceGroup]:
     """Every usable slice of one synthetic case as a :class:`SliceGroup`.
 
     ``patch`` > 0 cuts each slice's network input (and its targets) to a window of that many pixels at the
     same pixel size, around a lesion or the liver (see ``patch_window``): a 160 px window of a 256 px input
     costs 0.39 of the whole image per step, so the CPU's hours give 2.5 times the optimiser steps. The
     network is fully convolutional apart from its global decoder terms; it still runs on the whole input.
+    ``appearance``: the share of slices passed through :func:`vary_appearance` (after their facts and words
+    are taken from the rendered slice).
     """
     from lsms_core.data.synth_dataset import case_samples
     from lsms_core.preprocess import crop_target, prepare_slices
@@ -137,11 +158,14 @@ def case_groups(case, rng: np.random.Generator, *, input_size: int, window, mean
         per_slice.setdefault(s["slice"], []).append(s)
     liver = case.liver
     groups: list[SliceGroup] = []
+    # its own generator: varying the look never changes which samples, words and windows a slice gets
+    look = np.random.default_rng([int(case.seed), 11])
     for k in range(case.ct.shape[0]):
         found = per_slice.get(k, [])
         if not found and (not liver[k].any() or rng.uniform() >= lesion_free_fraction):
             continue
-        x, boxes = prepare_slices(case.ct[k], window=window, size=input_size, mean=mean, std=std, crop=crop)
+        hu = vary_appearance(case.ct[k], look) if appearance > 0 and look.uniform() < appearance else case.ct[k]
+        x, boxes = prepare_slices(hu, window=window, size=input_size, mean=mean, std=std, crop=crop)
         box = boxes[0]
         masks = [crop_target(s["mask"], box, input_size) for s in found]
         labels = np.zeros((input_size, input_size), np.uint8)
@@ -193,14 +217,15 @@ class SynthEpochs:
 
     def __init__(self, *, cases: int, seed: int, size: int, slices: int, input_size: int, window, mean, std,
                  crop: str, batch_size: int, lesions_per_slice: int = 2, unmatched_fraction: float = 0.25,
-                 empty_text_fraction: float = 0.05, shuffle_cases: int = 4, patch: int = 0):
+                 empty_text_fraction: float = 0.05, shuffle_cases: int = 4, patch: int = 0,
+                 appearance: float = 0.0):
         self.cases = cases
         self.seed = seed
         self.size = size
         self.slices = slices
         self.kw = dict(input_size=input_size, window=tuple(float(v) for v in window), mean=mean, std=std,
                        crop=crop, lesions_per_slice=lesions_per_slice, unmatched_fraction=unmatched_fraction,
-                       empty_text_fraction=empty_text_fraction, patch=patch)
+                       empty_text_fraction=empty_text_fraction, patch=patch, appearance=appearance)
         self.batch_size = batch_size
         self.shuffle_cases = shuffle_cases
         self.epoch = 1

@@ -199,3 +199,26 @@ def test_batches_per_epoch_estimate_is_close_to_what_an_epoch_yields():
     s = stream(cases=6, slices=6, size=160, input_size=64, unmatched_fraction=0.25, empty_text_fraction=0.05)
     actual = len(batches(s, 1))
     assert abs(s.approx_batches() - actual) <= 0.3 * actual, (s.approx_batches(), actual)
+
+
+def test_varied_appearance_changes_the_look_not_the_samples_or_the_contrasts():
+    from lsms_core.data.demo import demo_case
+    from lsms_core.training.synth_stream import vary_appearance
+
+    plain, varied = batches(stream(), 1), batches(stream(appearance=1.0), 1)
+    assert [x["texts"] for x in plain] == [x["texts"] for x in varied]
+    assert all(torch.equal(x["target"], y["target"]) for x, y in zip(plain, varied, strict=True))
+    assert not any(torch.equal(x["x"], y["x"]) for x, y in zip(plain, varied, strict=True))
+    assert [x["texts"] for x in varied] == [x["texts"] for x in batches(stream(appearance=1.0), 1)]
+
+    case = demo_case()  # a hypodense metastasis in portal-venous liver
+    k = int(np.argmax((case.lesions == 1).reshape(len(case.lesions), -1).sum(1)))
+    lesion, liver = case.lesions[k] == 1, case.liver[k] & (case.lesions[k] == 0)
+    assert lesion.sum() > 20 and liver.sum() > 200
+    before = float(case.ct[k][liver].mean() - case.ct[k][lesion].mean())
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        hu = vary_appearance(case.ct[k], rng)
+        assert hu.shape == case.ct[k].shape and np.isfinite(hu).all()
+        after = float(hu[liver].mean() - hu[lesion].mean())
+        assert 0.8 * before < after < 1.2 * before  # the metastasis stays about as much darker than its liver
