@@ -141,7 +141,8 @@ def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", thr
     window = MainWindow(document)
     rulers = window.planes.rulers  # kept in the session's view part, saved whenever one is added or removed
     autosaver = Autosaver(document, history,
-                          view_state=lambda: {**view_state_of(window.slice_view), "rulers": rulers.to_json()})
+                          view_state=lambda: {**view_state_of(window.slice_view), "rulers": rulers.to_json()},
+                          has_work=lambda: len(rulers) > 0)
     rulers.added.connect(lambda _ruler: autosaver.save())
     rulers.removed.connect(lambda _ruler: autosaver.save())
     opening = OpeningController(window, autosaver)

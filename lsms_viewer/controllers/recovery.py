@@ -226,7 +226,8 @@ class RecoveryController(QObject):
                 sessions.move_aside(Path(path), "restored")
         self.offered = None
         self.last_restore = data
-        message = f"Restored {len(data.labels)} label(s) of {data.study}"
+        message = f"Restored {len(data.labels)} label(s)" + (f" and {data.rulers} ruler(s)" if data.rulers else "")
+        message += f" of {data.study}"
         if kept is not None:
             message += f"; the labels drawn before restoring are kept in {kept}"
         self.window.statusBar().showMessage(message, 30000)
@@ -247,6 +248,6 @@ class RecoveryController(QObject):
             current = sessions.read_session(target, masks=False)
         except sessions.SessionError:
             current = None
-        if current is not None and not current.header.get("labels"):
+        if current is not None and not current.has_work:
             return None
         return sessions.move_aside(target, "before-restore")

@@ -13,7 +13,9 @@ often read-only or shared, and the study is never written to. Its name comes fro
 
 Writes are atomic (temporary file in the same folder, fsync, ``os.replace``): a kill -9 during a save
 leaves the previous session intact. A file marked ``clean_exit: false`` whose process is gone is a crash,
-and the next start offers to restore it.
+and the next start offers to restore it; the process is known by its pid and its start time
+(``process_identity``), so a later process given the crashed viewer's pid does not hide the crash.
+Rulers live in the view part: a study measured but not labelled is saved and offered as well.
 
 A session on offer is first moved aside (``<key>.offered-<time>.lsms-session``), so nothing the viewer
 saves while the question waits can write over it. A viewer holds ``<key>.lock`` (an OS lock, released by

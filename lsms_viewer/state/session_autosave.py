@@ -117,11 +117,13 @@ class Autosaver:
     fires whenever ``last_error`` or ``shared_with`` change, so the window can say it at once.
     """
 
-    def __init__(self, document: Document, history, folder: Path | None = None, view_state=None):
+    def __init__(self, document: Document, history, folder: Path | None = None, view_state=None, has_work=None):
         self.document = document
         self.history = history
         self.folder = Path(folder) if folder else None
         self.view_state = view_state or (lambda: {})
+        # work kept in the view state (rulers) that makes a study without labels worth saving
+        self.has_work = has_work or (lambda: False)
         self.enabled = True
         self.saves = 0
         self.last_error: str | None = None
@@ -195,7 +197,8 @@ class Autosaver:
         if self.lock is None and self.shared_with is None:
             self._attach()  # the lock could not be taken before (folder not writable then): try again
         path = self.path()
-        if not self.document.labels and not clean_exit and (path is None or not path.exists()):
+        if (not self.document.labels and not self.has_work() and not clean_exit
+                and (path is None or not path.exists())):
             return None  # nothing worth saving yet
         try:
             self.history.flush()

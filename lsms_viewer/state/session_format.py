@@ -114,6 +114,23 @@ class SessionData:
         return int(self.header.get("pid", -1))
 
     @property
+    def process(self) -> str | None:
+        """The saving process's start identity (see ``process_identity``), when the platform gives one."""
+        value = self.header.get("process")
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def rulers(self) -> int:
+        view = self.header.get("view")
+        rulers = view.get("rulers") if isinstance(view, dict) else None
+        return len(rulers) if isinstance(rulers, list) else 0
+
+    @property
+    def has_work(self) -> bool:
+        """Whether there is anything to restore: labels, or rulers drawn on a study without labels."""
+        return bool(self.header.get("labels")) or self.rulers > 0
+
+    @property
     def study(self) -> str:
         """The study the labels belong to, as the user knows it: its path, and its series title."""
         title = str(self.header.get("title") or "")
@@ -124,7 +141,10 @@ class SessionData:
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.saved_at))
         n = len(self.header.get("labels", []))
-        return f"{n} label{'s' if n != 1 else ''} of {self.study}, saved {when}"
+        what = f"{n} label{'s' if n != 1 else ''}"
+        if self.rulers:
+            what += f" and {self.rulers} ruler{'s' if self.rulers != 1 else ''}"
+        return f"{what} of {self.study}, saved {when}"
 
 
 def _json_safe(value):
@@ -176,3 +196,17 @@ def _legacy_model_mask(meta: dict) -> PackedMask | None:
     raw = base64.b64decode(data["bits"]) if data.get("bits") else None
     return PackedMask.of(unpack_bits(raw, tuple(data["shape"])))
 
+
+def process_identity(pid: int) -> str | None:
+    """What tells the running process ``pid`` from a later one given the same pid: the boot's id and the
+    process's start time in clock ticks since boot (Linux ``/proc``); None where the platform has no such
+    record. A crashed viewer's pid is reused sooner or later, and a pid alone would keep its session
+    looking live (never offered) for as long as the new process runs."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
+    fields = stat[stat.rfind(")") + 2:].split()
+    return f"{boot}:{fields[19]}" if len(fields) > 19 else None  # field 22, starttime

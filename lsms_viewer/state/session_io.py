@@ -35,6 +35,7 @@ from lsms_viewer.state.session_format import (
     _run_from_dict,
     _run_to_dict,
     _slices_of_blob,
+    process_identity,
     volume_fingerprint,
 )
 
@@ -83,6 +84,7 @@ def write_session(
         "version": VERSION,
         "saved_at": time.time(),
         "pid": os.getpid(),
+        "process": process_identity(os.getpid()),
         "clean_exit": bool(clean_exit),
         "source": str(Path(volume.source).resolve()) if volume.source else None,
         "title": (volume.meta or {}).get("series_description") or (Path(volume.source).name if volume.source else ""),

@@ -18,15 +18,18 @@ from lsms_viewer.state.session_format import (
     SUFFIX,
     SessionData,
     SessionError,
+    process_identity,
     session_dir,
     session_key,
 )
 from lsms_viewer.state.session_io import matches, read_session
 
 
-def _process_alive(pid: int) -> bool:
+def _process_alive(pid: int, identity: str | None = None) -> bool:
+    """Whether process ``pid`` runs; with the ``identity`` it had when it saved, whether it is still that
+    process (not a later one given the same pid)."""
     if pid == os.getpid():
-        return True
+        return identity is None or identity == process_identity(pid)
     if not 0 < pid <= MAX_PID:
         return False
     if sys.platform == "win32":
@@ -36,7 +39,10 @@ def _process_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except (PermissionError, OverflowError):
-        return True
+        pass
+    if identity is not None:
+        now = process_identity(pid)
+        return now is None or now == identity  # unknown now (no /proc): assume it is, as before
     return True
 
 
@@ -47,7 +53,7 @@ def study_key_of(path: Path) -> str:
 
 def is_live(data: SessionData) -> bool:
     """Whether a viewer is still working on this session (not closed cleanly, its process running)."""
-    return not data.clean_exit and _process_alive(data.pid)
+    return not data.clean_exit and _process_alive(data.pid, data.process)
 
 
 @dataclass
@@ -86,16 +92,17 @@ def crashed_sessions(folder: Path | None = None, scan: SessionScan | None = None
     """Sessions left by a viewer that did not close cleanly and is no longer running, newest first."""
     scan = scan if scan is not None else scan_sessions(folder)
     found = [data for data in scan.sessions
-             if not data.clean_exit and not _process_alive(data.pid)
-             and data.header.get("labels") and data.source]  # else nothing to restore, or cannot be reopened
+             if not data.clean_exit and not _process_alive(data.pid, data.process)
+             and data.has_work and data.source]  # else nothing to restore, or cannot be reopened
     return sorted(found, key=lambda d: d.saved_at, reverse=True)
 
 
 def saved_sessions(volume: Volume, folder: Path | None = None, exclude: Path | None = None) -> SessionScan:
-    """Sessions with labels saved on this study that no live viewer is working on, newest first."""
+    """Sessions with work (labels or rulers) saved on this study that no live viewer is working on, newest
+    first."""
     scan = scan_sessions(folder, session_key(volume))
     keep = [data for data in scan.sessions
-            if data.header.get("labels") and not is_live(data) and matches(data, volume)
+            if data.has_work and not is_live(data) and matches(data, volume)
             and (exclude is None or data.path != Path(exclude))]
     scan.sessions = sorted(keep, key=lambda d: d.saved_at, reverse=True)
     return scan

@@ -144,3 +144,26 @@ def test_rulers_are_deleted_from_the_list_and_come_back_with_the_session(viewer,
     other.window.planes.sagittal.set_slice(stored[0]["index"])
     assert other.window.planes.ruler_items["sagittal"].rulers()[0][4] == \
         f"{other.window.planes.rulers.get(stored[0]['id']).length_mm(volume):.1f} mm"
+
+
+def test_rulers_on_a_study_without_labels_are_autosaved_and_restored(viewer, qtbot):
+    """Measuring without drawing a label is work too: a crash must not lose it."""
+    volume = _volume()
+    planes = _open(viewer, volume)
+    assert not viewer.window.document.labels
+    viewer.editing.set_tool("ruler")
+    _drag(planes.axial, (3, 4), (15, 4))
+    path = viewer.autosaver.path()
+    assert path is not None and path.exists()
+    saved = read_session(path, masks=False)
+    assert saved.header["labels"] == [] and saved.rulers == 1 and saved.has_work
+    assert saved.describe().startswith("0 labels and 1 ruler of")
+    stored = [r.to_json() for r in planes.rulers]
+    from lsms_viewer.app import build_viewer
+
+    other = build_viewer()
+    qtbot.addWidget(other.window)
+    other.opening.set_volume(volume)
+    assert other.recovery.restore(path)
+    assert [r.to_json() for r in other.window.planes.rulers] == stored
+    assert "1 ruler(s)" in other.window.statusBar().currentMessage()

@@ -29,6 +29,7 @@ from lsms_viewer.state.session import (
     session_path,
     write_session,
 )
+from lsms_viewer.state.session_format import process_identity
 
 HERE = Path(__file__).parent
 
@@ -183,6 +184,31 @@ def _dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
+
+
+def test_a_crashed_viewers_pid_taken_by_another_process_does_not_hide_its_session(tmp_path, volume):
+    """A pid alone would keep a crashed session looking live while any later process holds that pid."""
+    if process_identity(os.getpid()) is None:
+        pytest.skip("this platform has no /proc to tell one process from a later one with the same pid")
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    study = load_volume(save_volume(volume, tmp_path / "ct.nii.gz"))
+    doc = Document(study)
+    mask = np.zeros(study.shape, bool)
+    mask[3, 20:30, 20:30] = True
+    doc.add_label(mask, name="A")
+    written = write_session(tmp_path / "base.lsms-session", doc, UndoHistory(doc).compressed_slices)
+    assert read_session(written, masks=False).process == process_identity(os.getpid())
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        target = session_path(study, sessions)
+        _rewrite_header(written, target, lambda h: {**h, "pid": other.pid, "process": process_identity(other.pid)})
+        assert crashed_sessions(sessions) == []  # that viewer still runs: its session is not offered
+        _rewrite_header(written, target, lambda h: {**h, "pid": other.pid, "process": "an-earlier-boot:4242"})
+        assert [d.path for d in crashed_sessions(sessions)] == [target]  # the pid now belongs to someone else
+    finally:
+        other.kill()
+        other.wait(30)
 
 
 def test_malformed_session_files_are_skipped_with_a_note_and_the_valid_one_is_offered(qtbot, tmp_path, volume):
