@@ -276,3 +276,32 @@ def test_out_of_memory_in_a_run_is_a_message_and_keeps_the_labels(tmp_path):
     assert "Try a smaller slice range" in lines["ERROR"]
     assert lines["LABELS"] == "['drawn by hand']"  # the existing label survived, no half result was added
     assert lines["MESSAGE"] == "Not enough memory." and lines["RUN_ENABLED"] == "True"
+
+
+def test_a_reclmis_checkpoint_runs_both_stages_in_the_viewer(qtbot, study, tmp_path):
+    """The second network of the engine (RecLMIS) drives the same viewer path: worker, candidates from its
+    referring map, LiteMedSAM's outline, the label's run info."""
+    from lsms_core.checkpoint import create_random_checkpoint
+    from lsms_core.refiner.refiner import available
+
+    if not available():
+        pytest.skip("the LiteMedSAM weights (resources/models/medsam-lite) are not installed")
+    folder = create_random_checkpoint(tmp_path / "r", variant="reclmis-adapted", input_size=64, seed=0)
+    host = EngineHost(folder, device="cpu", threads=1, refine="on")
+    volume = study[0]
+    k = volume.shape[0] // 2
+    # Random weights: the threshold sits at the median probability, so the referred region is part of the
+    # slice, never all or nothing, as the shared engine fixture does for LSMS.
+    probs = host.get().predict(volume.array[k], "the lesion").probs
+    host.threshold = float(np.median(probs.astype(np.float32)))
+    viewer = _viewer(qtbot, host)
+    viewer.window.show()
+    viewer.opening.set_volume(volume)
+    viewer.window.slice_view.set_slice(k)
+    assert _run(viewer, qtbot, "the lesion", "slice", timeout=180000) == "finished"
+    labels = viewer.window.document.labels
+    assert len(labels) == 1
+    run = labels[0].run
+    assert run is not None and run.checkpoint == host.get().name and run.slices == (k, k + 1)
+    assert run.stages[:2] == ["lsms", "candidates"] and run.stages[-1] == "medsam-lite"
+    assert labels[0].mask[k].any() and not labels[0].mask[:k].any() and not labels[0].mask[k + 1:].any()
