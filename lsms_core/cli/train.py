@@ -53,6 +53,8 @@ _HELP = {
                    "at the input's pixel size (cheaper steps; 0 = the whole input)",
     "appearance": "fresh-data runs: share of slices shown with another scanner's look (blur, correlated noise, "
                   "HU gain and offset), so the network does not learn the generator's one look",
+    "keep_epochs": "also export every validated epoch's checkpoint to OUT/epochs/eNNN (the best one alone is "
+                   "chosen on the synthetic split; a real CT may prefer another)",
     "aux_lesion_weight": "positive-class weight of the every-lesion map's cross-entropy: high values make the "
                          "map cover every pixel that might be lesion (the liver, early in training)",
     "real_val": "a real CT scored at each validation, never trained on (3D-IRCADb folder layout)",

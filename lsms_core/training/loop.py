@@ -46,6 +46,7 @@ from lsms_core.training.state import TrainingError, save_state
 from lsms_core.training.text_bank import clean_text
 
 BEST = "best"
+EPOCHS = "epochs"  # every validated epoch's checkpoint, with --keep-epochs
 
 
 @dataclass
@@ -171,6 +172,10 @@ def _train(cfg, dist_info, device, dataset, real_val, run_dir, state, text_encod
             model = objective.model
             if val_samples and (epoch % cfg.val_every == 0 or epoch == cfg.epochs):
                 metrics = _validate(model, ckpt_config, cfg, val_set, val_split, real_val, text, device, row)
+                if cfg.keep_epochs:
+                    (run_dir / EPOCHS).mkdir(exist_ok=True)
+                    _export_best(run_dir / EPOCHS / f"e{epoch:03d}", model, text.encoder, cfg, ckpt_config, metrics,
+                                 epoch, global_step, command)
                 improved = metrics["mDice"] > best["mDice"]
                 if improved:
                     best = {"mDice": metrics["mDice"], "epoch": epoch, "step": global_step}

@@ -23,7 +23,7 @@ CONFIG_NAME = "train_config.json"
 LOCK = ".lock"
 #: settings that can change between a run and its resumption: they only say how to compute, not what
 CHANGEABLE_ON_RESUME = ("threads", "workers", "device", "progress", "time_limit_min", "val_every",
-                        "val_batch_size", "real_val", "name", "out")
+                        "val_batch_size", "real_val", "name", "out", "keep_epochs")
 #: files a run writes before its first epoch ends (a folder with only these holds no training yet)
 EARLY_FILES = (CONFIG_NAME, "text_cache.safetensors", "val_data", "log.csv", "log.jsonl", "curves.png", LOCK)
 

@@ -123,8 +123,11 @@ def test_fresh_data_run_trains_validates_and_resumes(tmp_path):
     assert (tmp_path / "run" / "val_data" / "manifest.jsonl").is_file()
     with pytest.raises(TrainingError, match="synth_seed"):
         train(TrainConfig(epochs=2, **{**kw, "synth_seed": 7}), resume=True, log=lambda m: None)
-    resumed = train(TrainConfig(epochs=2, **kw), resume=True, log=lambda m: None)
+    resumed = train(TrainConfig(epochs=2, keep_epochs=True, **kw), resume=True, log=lambda m: None)
     assert [r["epoch"] for r in resumed.history] == [1, 2]
+    # --keep-epochs (set on the resumed run) kept its validated epoch beside the best
+    assert sorted(p.name for p in (tmp_path / "run" / "epochs").iterdir()) == ["e002"]
+    assert read_config(tmp_path / "run" / "epochs" / "e002").metrics["epoch"] == 2
     row = resumed.history[-1]
     assert {"val_mDice", "val_hit", "aux", "lesion_con"} <= set(row)
     cfg = read_config(resumed.best_checkpoint)
