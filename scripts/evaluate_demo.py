@@ -39,18 +39,17 @@ def row(name: str, r: dict) -> str:
 
 
 def refiner_ceiling(dataset: Path, margin_px: int = 5) -> dict:
-    """Dice of LiteMedSAM drawing each sample's lesion from the reference mask's own box, weighted by
-    expressions as ``lsms eval`` weights them; overall, by lesions on the slice, by lesion area and by the
-    lesion's contrast against its liver."""
+    """LiteMedSAM drawing each sample's lesion from the reference mask's own box, scored as ``lsms eval``
+    scores (one pair per expression): overall, by lesions on the slice, lesion area and contrast."""
     import numpy as np
 
     from lsms_core.data.format_reader import read_dataset
+    from lsms_core.metrics import MetricAccumulator, score_pair
     from lsms_core.refiner.boxes import mask_box, pad_box
     from lsms_core.refiner.refiner import Refiner
 
     refiner = Refiner.load(device="auto")
-    groups: dict[str, dict[str, list[tuple[float, int]]]] = {"lesions_on_slice": {}, "area_px": {}, "contrast_hu": {}}
-    scores: list[tuple[float, int]] = []
+    acc = MetricAccumulator()
     ds = read_dataset(dataset)
     for sample in ds:
         image, mask, windowed = ds.load_pair(sample)
@@ -58,27 +57,18 @@ def refiner_ceiling(dataset: Path, margin_px: int = 5) -> dict:
             continue  # the refiner needs HU; an empty reference has no box
         mask = mask > 0
         box = pad_box(mask_box(mask), (margin_px, margin_px), mask.shape)
-        drawn = refiner.segment_box(image.astype(np.float32), box)
-        dice = 2.0 * float((drawn & mask).sum()) / float(drawn.sum() + mask.sum())
-        item = (dice, max(1, len(sample.expressions)))
-        scores.append(item)
+        score = score_pair(refiner.segment_box(image.astype(np.float32), box), mask)
         attrs = sample.attributes or {}
-        n = attrs.get("lesions_on_slice")
-        if n is not None:
-            groups["lesions_on_slice"].setdefault("1" if n == 1 else "2+", []).append(item)
         area = int(mask.sum())
-        groups["area_px"].setdefault("<32" if area < 32 else "32-127" if area < 128 else ">=128", []).append(item)
+        groups = {"area_px": "<32" if area < 32 else "32-127" if area < 128 else ">=128"}
+        if attrs.get("lesions_on_slice") is not None:
+            groups["lesions_on_slice"] = "1" if attrs["lesions_on_slice"] == 1 else "2+"
         dd = attrs.get("density_diff_hu")
         if dd is not None:
-            groups["contrast_hu"].setdefault("<20" if abs(dd) < 20 else "20-49" if abs(dd) < 50 else ">=50",
-                                             []).append(item)
-
-    def mean(items):
-        w = sum(n for _, n in items)
-        return {"samples": len(items), "mDice": round(sum(d * n for d, n in items) / w, 4) if w else float("nan")}
-
-    return {"margin_px": margin_px, **mean(scores),
-            "groups": {g: {k: mean(v) for k, v in sorted(d.items())} for g, d in groups.items()}}
+            groups["contrast_hu"] = "<20" if abs(dd) < 20 else "20-49" if abs(dd) < 50 else ">=50"
+        for i in range(max(1, len(sample.expressions))):
+            acc.add_score(score, groups, f"{sample.id}#{i}")
+    return {"margin_px": margin_px, **acc.summary()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append("\nResolver rule (hit on the synthetic set, same candidates): " +
                      ", ".join(f"{k} {v:.3f}" for k, v in rules.items()))
     lines.append(f"\nRefiner ceiling on the synthetic set (LiteMedSAM from each reference's own box, "
-                 f"+{ceiling['margin_px']} px, no network): mDice {ceiling['mDice']:.3f} over {ceiling['samples']} samples; " +
+                 f"+{ceiling['margin_px']} px, no network): mDice {ceiling['mDice']:.3f} over {ceiling['samples']} expressions; " +
                  "; ".join(f"{g}: " + ", ".join(f"{k} {v['mDice']:.3f} ({v['samples']})" for k, v in d.items())
                            for g, d in ceiling["groups"].items()))
     (out / "figures.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
