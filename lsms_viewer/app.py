@@ -114,9 +114,25 @@ class Viewer:
     refining: RefiningController
 
 
+_gui_thread_gc = None
+
+
+def collect_garbage_in_gui_thread() -> None:
+    """Python's cycle collector runs in whichever thread happens to allocate; run in a model worker, it
+    finalised Qt objects of the GUI thread there and crashed the process (a segfault seen inside a worker
+    loading LiteMedSAM's weights). pyqtgraph's collector turns automatic collection off and collects on a
+    GUI-thread timer instead; one per process."""
+    global _gui_thread_gc
+    if _gui_thread_gc is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _gui_thread_gc = GarbageCollector(interval=1.0)
+
+
 def build_viewer(checkpoint: str | Path | None = None, device: str = "auto", threshold: float | None = None,
                  engine: EngineHost | None = None) -> Viewer:
     """The main window with all its parts. ``engine`` (an ``EngineHost``) wins over ``checkpoint``."""
+    collect_garbage_in_gui_thread()
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QKeySequence
 
