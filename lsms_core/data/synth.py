@@ -128,6 +128,9 @@ def synth_case(seed: int, *, size: int = 256, n_slices: int = 32, case_id: str =
         "size": size, "slices": n_slices, "pixel_spacing_mm": round(model.sp, 4),
         "slice_thickness_mm": model.th, "phase": model.phase, "fatty_liver": bool(model.fatty),
         "oral_contrast": bool(model.oral_contrast), "noise_sd_hu": round(float(model.noise_sd), 2),
+        # the reconstruction kernel's blur of the noise, in pixels of this size (how many independent noise
+        # samples a region covers: what the visibility rule of the expression writer needs)
+        "noise_corr_px": round(float(model.noise_corr) * size / 512, 3),
         "body_half_width_mm": round(model.a, 1), "liver_length_mm": round(model.L, 1),
         "liver_hu": round(float(model.lut[LIVER]), 1), "z_dome_mm": model.z_dome,
         "t_top": round(model.t_top, 3), "t_portal": round(model.t_portal, 3),
