@@ -42,6 +42,9 @@ class CheckpointConfig:
     )
     input_size: int = 480
     window: list = field(default_factory=lambda: list(DEFAULT_WINDOW))  # [width, level] HU
+    # [] (every input channel sees ``window``; checkpoints before this field) or one [width, level] per
+    # channel, the first being ``window`` (lsms_core.preprocess.as_channel_windows)
+    channel_windows: list = field(default_factory=list)
     normalization: dict = field(
         default_factory=lambda: {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
     )
@@ -160,7 +163,7 @@ def _check_model_section(model: dict, where: Path) -> None:
 
 def validate_config(config: CheckpointConfig, where: Path) -> None:
     """Refuse every value that would load and then give empty or garbage masks, naming the field."""
-    from lsms_core.checks import check_normalization, check_threshold, check_window
+    from lsms_core.checks import check_channel_windows, check_normalization, check_threshold, check_window
     from lsms_core.model.config import ALL_VARIANTS as VARIANTS
 
     def field_error(name: str):
@@ -192,6 +195,11 @@ def validate_config(config: CheckpointConfig, where: Path) -> None:
                                      f"got {config.input_size!r}")
     config.threshold = check_threshold(config.threshold, "threshold", field_error("threshold"))
     config.window = list(check_window(config.window, "window", field_error("window")))
+    config.channel_windows = [list(w) for w in check_channel_windows(config.channel_windows, "channel_windows",
+                                                                      field_error("channel_windows"))]
+    if config.channel_windows and config.channel_windows[0] != config.window:
+        raise CheckpointError(where, f"field channel_windows: its first window {config.channel_windows[0]} must be "
+                                     f"the checkpoint's window {config.window}")
     config.normalization = check_normalization(config.normalization, "normalization",
                                                field_error("normalization"))
     if not isinstance(config.trained, bool):
@@ -342,6 +350,22 @@ def _readable_by_all(folder: Path) -> None:
         path.chmod(0o666 & ~umask)
 
 
+def network_window(config) -> tuple:
+    """What ``prepare_slices`` takes as ``window`` for this checkpoint: its one window, or one per channel."""
+    per_channel = getattr(config, "channel_windows", None)
+    if per_channel:
+        return tuple(tuple(float(v) for v in w) for w in per_channel)
+    return tuple(float(v) for v in config.window)
+
+
+def describe_windows(config) -> str:
+    """'400.0/40.0 HU', or one W/L per channel."""
+    per_channel = getattr(config, "channel_windows", None)
+    if per_channel:
+        return "per channel " + ", ".join(f"{w[0]:g}/{w[1]:g}" for w in per_channel) + " HU"
+    return f"{config.window[0]}/{config.window[1]} HU"
+
+
 def default_card(config: CheckpointConfig) -> str:
     status = (
         "Trained weights; see the training data and metrics below."
@@ -352,7 +376,7 @@ def default_card(config: CheckpointConfig) -> str:
     return (
         f"# {config.name}\n\n{status}\n\n"
         f"- variant: {config.variant}\n- input size: {config.input_size}\n"
-        f"- window (W/L): {config.window[0]}/{config.window[1]} HU\n"
+        f"- window (W/L): {describe_windows(config)}\n"
         f"- text encoder: {config.text_encoder.get('source')} (token length {config.token_length})\n"
         f"- training data: {json.dumps(config.training_data) if config.training_data else 'none'}\n"
         f"- metrics: {json.dumps(config.metrics) if config.metrics else 'none'}\n\n"

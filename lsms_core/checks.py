@@ -38,6 +38,21 @@ def check_window(value: object, what: object = "window", error: type[LSMSError] 
     return width, level
 
 
+def check_channel_windows(value: object, what: object = "channel_windows",
+                          error: type[LSMSError] = ConfigError) -> list[tuple[float, float]]:
+    """One CT window per input channel: [] (every channel sees the main window) or three [width, level]."""
+    if value is None or (isinstance(value, (list, tuple)) and len(value) == 0):
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise error(what, f"must be three [width, level] pairs in HU, got {value!r}")
+    flat = list(value)
+    if len(flat) == 6 and all(not isinstance(v, (list, tuple)) for v in flat):
+        flat = [flat[0:2], flat[2:4], flat[4:6]]  # a command line's six numbers
+    if len(flat) != 3:
+        raise error(what, f"must be three [width, level] pairs in HU (one per input channel), got {value!r}")
+    return [check_window(v, f"{what}[{i}]", error) for i, v in enumerate(flat)]
+
+
 def check_normalization(value: object, what: object = "normalization",
                         error: type[LSMSError] = ConfigError) -> dict:
     """``{"mean": [3 numbers], "std": [3 positive numbers]}``: the network's per-channel normalisation."""

@@ -270,10 +270,11 @@ class Segmenter:
         """(foreground probabilities (n, H, W), aux probabilities (2, n, H, W) or None) for one batch."""
         import torch
 
+        from lsms_core.checkpoint import network_window
         from lsms_core.preprocess import paste_logits, prepare_slices
 
         cfg = self.config
-        x, boxes = prepare_slices(chunk, window=tuple(cfg.window), size=cfg.input_size,
+        x, boxes = prepare_slices(chunk, window=network_window(cfg), size=cfg.input_size,
                                   mean=cfg.normalization["mean"], std=cfg.normalization["std"],
                                   crop=cfg.crop, device=self.device)
         if self._channels_last:

@@ -153,9 +153,10 @@ def target_at(mask: np.ndarray, size: int):
 
 def prepare_image(image: np.ndarray, windowed: bool, config):
     """One dataset image -> ((1, 3, size, size) network input, its crop box), per the checkpoint."""
+    from lsms_core.checkpoint import network_window
     from lsms_core.preprocess import prepare_slices
 
-    x, boxes = prepare_slices(image, window=tuple(config.window), size=config.input_size,
+    x, boxes = prepare_slices(image, window=network_window(config), size=config.input_size,
                               mean=config.normalization["mean"], std=config.normalization["std"],
                               crop=getattr(config, "crop", "none"), windowed_uint8=windowed)
     return x, boxes[0]

@@ -1,6 +1,9 @@
 """What the network sees: CT in HU -> window -> [0, 1] -> 3 channels -> mean/std -> model input size.
 
-The window and normalisation come from the checkpoint's config; the viewer's display window never
+One window copied to the three channels (the paper's), or one window per channel (``channel_windows`` of
+a checkpoint: e.g. the soft-tissue window beside a narrow liver window, so a lesion 20 HU from the liver
+is 2.7 times the step in the second channel that it is in the first). The window and normalisation come
+from the checkpoint's config; the viewer's display window never
 changes what the model sees. Voxels without a value (NaN, +-inf: a float NIfTI's masked-out or broken
 voxels) are taken as the window's floor, i.e. as air: a single NaN would otherwise spread through the
 resize and the convolutions and blank the whole slice. ``count_nonfinite`` lets callers say how many.
@@ -44,12 +47,31 @@ def window_to_unit(slices: np.ndarray, window: tuple[float, float] = DEFAULT_WIN
     return np.clip(out, 0.0, 1.0, out=out)
 
 
+def as_channel_windows(window) -> tuple[tuple[float, float], ...]:
+    """``window`` as one (width, level) per input channel: a single [width, level] serves all three;
+    three pairs are one per channel. Anything else is a ValueError."""
+    values = list(window)
+    if len(values) == 2 and all(isinstance(v, (int, float, np.integer, np.floating)) for v in values):
+        pair = (float(values[0]), float(values[1]))
+        return (pair, pair, pair)
+    if len(values) == 3 and all(len(list(v)) == 2 for v in values):
+        return tuple((float(v[0]), float(v[1])) for v in values)
+    raise ValueError(f"window: expected [width, level] or three [width, level] pairs, got {window!r}")
+
+
+def window_arg(window) -> tuple:
+    """``window`` in a hashable canonical form: (width, level), or three of them when they differ."""
+    windows = as_channel_windows(window)
+    return windows[0] if len(set(windows)) == 1 else windows
+
+
 def preprocess_slices(slices, window=DEFAULT_WINDOW, size: int = 480, mean=IMAGENET_MEAN,
                       std=IMAGENET_STD, windowed_uint8: bool = False, device="cpu"):
     """(N, H, W) or (H, W) slices -> float32 tensor (N, 3, size, size) ready for the network.
 
+    ``window``: [width, level], or three of them (one per channel; see ``as_channel_windows``).
     ``windowed_uint8`` marks 8-bit images that are already windowed (LViT-style PNG data): they are
-    scaled by 1/255 instead of being windowed again.
+    scaled by 1/255 instead of being windowed again (and cannot be given other windows).
     """
     import torch
     import torch.nn.functional as F
@@ -59,14 +81,23 @@ def preprocess_slices(slices, window=DEFAULT_WINDOW, size: int = 480, mean=IMAGE
         arr = arr[None]
     if arr.ndim != 3:
         raise ValueError(f"expected (H, W) or (N, H, W) slices, got shape {arr.shape}")
-    unit = arr.astype(np.float32) / 255.0 if windowed_uint8 else window_to_unit(arr, window)
-    x = torch.from_numpy(np.ascontiguousarray(unit)).to(device)[:, None]
+    windows = as_channel_windows(window)
+    per_channel = len(set(windows)) > 1
+    if per_channel and windowed_uint8:
+        raise ValueError("8-bit images that are already windowed cannot be given one window per channel: "
+                         "the network needs CT in HU")
+    if per_channel:
+        unit = np.stack([window_to_unit(arr, w) for w in windows], axis=1)
+        x = torch.from_numpy(unit).to(device)
+    else:
+        unit = arr.astype(np.float32) / 255.0 if windowed_uint8 else window_to_unit(arr, windows[0])
+        x = torch.from_numpy(np.ascontiguousarray(unit)).to(device)[:, None]
     if x.shape[-2:] != (size, size):
         shrinking = x.shape[-2] > size or x.shape[-1] > size
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking)
     mean_t = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    return (x.expand(-1, 3, -1, -1) - mean_t) / std_t
+    return ((x if per_channel else x.expand(-1, 3, -1, -1)) - mean_t) / std_t
 
 
 # ------------------------------------------------------------------------------------------ field of view

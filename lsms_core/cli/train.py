@@ -25,6 +25,9 @@ _HELP = {
     "init": "start from this checkpoint's weights (fine-tuning), e.g. demo",
     "input_size": "network input size in pixels (paper: 480)",
     "window": "CT window WIDTH LEVEL in HU the network sees (default 400 40)",
+    "channel_windows": "one CT window per input channel, six numbers W1 L1 W2 L2 W3 L3 (W1 L1 = --window), e.g. "
+                       "400 40 150 90 100 60: the soft-tissue window beside narrow liver windows; with --init from "
+                       "a one-window checkpoint the first convolution starts as the same function",
     "epochs": "epochs (paper: 100)",
     "batch_size": "batch size per process (paper: 16)",
     "grad_accum": "gradient accumulation steps (effective batch = batch x accum x processes)",

@@ -20,6 +20,9 @@ class TrainConfig:
     init: str = ""  # start from this checkpoint's weights (fine-tuning)
     input_size: int = 480
     window: list = field(default_factory=lambda: [400.0, 40.0])
+    # one [width, level] per input channel, the first being ``window`` (six numbers on the command line);
+    # [] copies ``window`` to all three (the paper's input)
+    channel_windows: list = field(default_factory=list)
     epochs: int = 100
     batch_size: int = 16
     grad_accum: int = 1
@@ -124,6 +127,8 @@ class TrainConfig:
             (self.checkpoint_dtype in ("float32", "float16", "bfloat16"),
              "checkpoint_dtype must be float32, float16 or bfloat16"),
             (len(self.window) == 2 and float(self.window[0]) > 0, "window must be [width > 0, level] in HU"),
+            (self._channel_windows_ok(), "channel_windows must be empty or three [width > 0, level] pairs in HU "
+                                         "(six numbers), the first equal to window"),
             (len(self.class_weights) == 2, "class_weights must hold two numbers (background, lesion)"),
             (self.val_every >= 1, "val_every must be at least 1"),
             (self.crop in ("none", "body"), "crop must be none or body"),
@@ -147,6 +152,25 @@ class TrainConfig:
         for ok, why in checks:
             if not ok:
                 raise ConfigError(where, why)
+
+    def channel_window_pairs(self) -> list[list[float]]:
+        """``channel_windows`` as three [width, level] pairs ([] when every channel sees ``window``)."""
+        from lsms_core.checks import check_channel_windows
+
+        return [list(w) for w in check_channel_windows(self.channel_windows)]
+
+    def _channel_windows_ok(self) -> bool:
+        from lsms_core.errors import ConfigError
+
+        try:
+            pairs = self.channel_window_pairs()
+        except ConfigError:
+            return False
+        return not pairs or pairs[0] == [float(v) for v in self.window]
+
+    def network_window(self):
+        """What the pre-processing takes as ``window``: one window, or one per channel."""
+        return self.channel_window_pairs() or [float(v) for v in self.window]
 
     def to_dict(self) -> dict:
         return asdict(self)

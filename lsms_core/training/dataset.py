@@ -13,12 +13,13 @@ from collections import defaultdict
 import numpy as np
 
 from lsms_core.data.torch_dataset import RefSegDataset
+from lsms_core.preprocess import window_arg
 
 
 class TrainSet(RefSegDataset):
     def __init__(self, dataset, samples, input_size: int, window, mean, std, seed: int, crop: str = "none",
                  cache: bool = True):
-        super().__init__(dataset, mode="train", size=input_size, window=tuple(float(v) for v in window),
+        super().__init__(dataset, mode="train", size=input_size, window=window_arg(window),
                          seed=seed, samples=samples)
         self.mean, self.std, self.crop, self.cache = mean, std, crop, cache
         self._cache: dict[int, tuple] = {}

@@ -150,7 +150,8 @@ def _train(cfg, dist_info, device, dataset, real_val, run_dir, state, text_encod
     ckpt_config = CheckpointConfig(
         model={}, name=cfg.name or run_dir.name, variant=cfg.variant,
         text_encoder={"source": text.source, "hidden_size": text.dim, "token_length": cfg.token_length},
-        input_size=cfg.input_size, window=[float(v) for v in cfg.window], crop=cfg.crop, trained=True,
+        input_size=cfg.input_size, window=[float(v) for v in cfg.window],
+        channel_windows=cfg.channel_window_pairs(), crop=cfg.crop, trained=True,
         training_data=data_summary,
     )
     if dist_info.main:

@@ -67,7 +67,7 @@ def _synthetic_stream(cfg: TrainConfig, dist_info: DistInfo):
         raise ConfigError("synth", "fresh synthetic data is generated per process; use a dataset folder "
                                    "(lsms data synth) for multi-process training")
     stream = SynthEpochs(cases=cfg.synth, seed=cfg.synth_seed, size=cfg.synth_size, slices=cfg.synth_slices,
-                         input_size=cfg.input_size, window=cfg.window, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                         input_size=cfg.input_size, window=cfg.network_window(), mean=IMAGENET_MEAN, std=IMAGENET_STD,
                          crop=cfg.crop, batch_size=cfg.batch_size, lesions_per_slice=cfg.lesions_per_slice,
                          unmatched_fraction=cfg.unmatched_fraction, empty_text_fraction=cfg.empty_text_fraction,
                          patch=cfg.train_patch, appearance=cfg.appearance)
@@ -90,7 +90,7 @@ def _dataset_loader(cfg: TrainConfig, dataset, dist_info: DistInfo):
     samples = dataset.split(cfg.train_split)
     if not samples:
         raise DatasetError(cfg.data, f"split {cfg.train_split!r} holds no lines to train on")
-    train_set = TrainSet(dataset, samples, cfg.input_size, cfg.window, IMAGENET_MEAN, IMAGENET_STD, cfg.seed,
+    train_set = TrainSet(dataset, samples, cfg.input_size, cfg.network_window(), IMAGENET_MEAN, IMAGENET_STD, cfg.seed,
                          crop=cfg.crop, cache=cfg.cache_images)
     sampler = DistributedSampler(train_set, num_replicas=dist_info.world, rank=dist_info.rank, shuffle=True,
                                  seed=cfg.seed, drop_last=False)

@@ -63,6 +63,15 @@ def _build(cfg: TrainConfig, text: _TextSetup, device: str, dist_info: DistInfo)
     if cfg.init:
         init_model, init_cfg, _ = load_checkpoint(cfg.init)
         init_state = init_model.state_dict()
+        wanted, had = cfg.channel_window_pairs(), [list(w) for w in init_cfg.channel_windows]
+        if wanted and not had:
+            from lsms_core.training.init_windows import spread_to_channel_windows
+
+            init_state = spread_to_channel_windows(init_model, init_state, init_cfg.normalization["mean"],
+                                                   init_cfg.normalization["std"])
+        elif wanted != had:
+            raise ConfigError("init", f"{cfg.init} was trained with channel windows {had or 'none'}; a run with "
+                                      f"{wanted or 'one window'} cannot start from it")
         model_overrides = {**{k: v for k, v in init_cfg.model.items() if k not in ("variant", "text_dim")},
                            **model_overrides}
     cfg_model = TrainConfig.from_dict({**cfg.to_dict(), "model": model_overrides})

@@ -219,11 +219,13 @@ class SynthEpochs:
                  crop: str, batch_size: int, lesions_per_slice: int = 2, unmatched_fraction: float = 0.25,
                  empty_text_fraction: float = 0.05, shuffle_cases: int = 4, patch: int = 0,
                  appearance: float = 0.0):
+        from lsms_core.preprocess import window_arg
+
         self.cases = cases
         self.seed = seed
         self.size = size
         self.slices = slices
-        self.kw = dict(input_size=input_size, window=tuple(float(v) for v in window), mean=mean, std=std,
+        self.kw = dict(input_size=input_size, window=window_arg(window), mean=mean, std=std,
                        crop=crop, lesions_per_slice=lesions_per_slice, unmatched_fraction=unmatched_fraction,
                        empty_text_fraction=empty_text_fraction, patch=patch, appearance=appearance)
         self.batch_size = batch_size
