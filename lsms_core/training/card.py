@@ -14,6 +14,8 @@ def hardware_summary() -> str:
 
 
 def training_card(ckpt_config, cfg, epoch: int) -> str:
+    from lsms_core.checkpoint import describe_windows
+
     data = ckpt_config.training_data
     val = ckpt_config.metrics.get("validation") or {}
     splits = data.get("splits", {})
@@ -29,7 +31,7 @@ def training_card(ckpt_config, cfg, epoch: int) -> str:
         f"{'RecLMIS' if cfg.variant.startswith('reclmis') else 'LSMS'} {cfg.variant} trained with `lsms train` (best epoch {epoch} of {cfg.epochs} by validation mDice).\n\n"
         f"## Training data\n- dataset: {data.get('name', '?')} ({data.get('root', '?')})\n"
         f"- description: {data.get('description') or 'none given'}\n{split_lines}\n\n"
-        f"## Recipe\n- input size {cfg.input_size}, window W{cfg.window[0]}/L{cfg.window[1]} HU, batch "
+        f"## Recipe\n- input size {cfg.input_size}, window (W/L) {describe_windows(ckpt_config)}, batch "
         f"{cfg.batch_size} x {cfg.grad_accum} accumulation, AdamW lr {cfg.lr} (poly {cfg.poly_power}), "
         f"weight decay {cfg.weight_decay}, contrastive weight {cfg.contrastive_weight}, text encoder "
         f"{cfg.text_encoder} ({cfg.text_mode}), seed {cfg.seed}\n- hardware: {hardware_summary()}\n"

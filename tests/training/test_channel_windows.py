@@ -106,6 +106,7 @@ def test_fine_tune_with_channel_windows_exports_them_and_the_engine_uses_them(tm
     result = train(TrainConfig(channel_windows=flat, **kw), log=lambda m: None)
     cfg = read_config(result.best_checkpoint)
     assert cfg.window == WINDOWS[0] and cfg.channel_windows == WINDOWS
+    assert "per channel 400/40, 150/90, 100/60 HU" in (result.best_checkpoint / "README.md").read_text()
     seg = Segmenter.from_checkpoint(result.best_checkpoint, device="cpu")
     probs = seg.predict(np.full((1, 80, 80), 60, np.int16), "the hypodense lesion").probs
     assert probs.shape == (1, 80, 80) and np.isfinite(probs.astype(np.float32)).all()
