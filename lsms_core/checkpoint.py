@@ -196,10 +196,7 @@ def validate_config(config: CheckpointConfig, where: Path) -> None:
     config.threshold = check_threshold(config.threshold, "threshold", field_error("threshold"))
     config.window = list(check_window(config.window, "window", field_error("window")))
     config.channel_windows = [list(w) for w in check_channel_windows(config.channel_windows, "channel_windows",
-                                                                      field_error("channel_windows"))]
-    if config.channel_windows and config.channel_windows[0] != config.window:
-        raise CheckpointError(where, f"field channel_windows: its first window {config.channel_windows[0]} must be "
-                                     f"the checkpoint's window {config.window}")
+                                                                      field_error("channel_windows"), config.window)]
     config.normalization = check_normalization(config.normalization, "normalization",
                                                field_error("normalization"))
     if not isinstance(config.trained, bool):
@@ -352,10 +349,9 @@ def _readable_by_all(folder: Path) -> None:
 
 def network_window(config) -> tuple:
     """What ``prepare_slices`` takes as ``window`` for this checkpoint: its one window, or one per channel."""
-    per_channel = getattr(config, "channel_windows", None)
-    if per_channel:
-        return tuple(tuple(float(v) for v in w) for w in per_channel)
-    return tuple(float(v) for v in config.window)
+    from lsms_core.preprocess import window_arg
+
+    return window_arg(getattr(config, "channel_windows", None) or config.window)
 
 
 def describe_windows(config) -> str:

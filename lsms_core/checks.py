@@ -38,9 +38,10 @@ def check_window(value: object, what: object = "window", error: type[LSMSError] 
     return width, level
 
 
-def check_channel_windows(value: object, what: object = "channel_windows",
-                          error: type[LSMSError] = ConfigError) -> list[tuple[float, float]]:
-    """One CT window per input channel: [] (every channel sees the main window) or three [width, level]."""
+def check_channel_windows(value: object, what: object = "channel_windows", error: type[LSMSError] = ConfigError,
+                          window: object = None) -> list[tuple[float, float]]:
+    """One CT window per input channel: [] (every channel sees the main window) or three [width, level];
+    with ``window`` (the main one), the first must be it."""
     if value is None or (isinstance(value, (list, tuple)) and len(value) == 0):
         return []
     if not isinstance(value, (list, tuple)):
@@ -50,7 +51,10 @@ def check_channel_windows(value: object, what: object = "channel_windows",
         flat = [flat[0:2], flat[2:4], flat[4:6]]  # a command line's six numbers
     if len(flat) != 3:
         raise error(what, f"must be three [width, level] pairs in HU (one per input channel), got {value!r}")
-    return [check_window(v, f"{what}[{i}]", error) for i, v in enumerate(flat)]
+    pairs = [check_window(v, f"{what}[{i}]", error) for i, v in enumerate(flat)]
+    if window is not None and pairs[0] != check_window(window, "window", error):
+        raise error(what, f"its first window {list(pairs[0])} must be the main window {list(window)}")
+    return pairs
 
 
 def check_normalization(value: object, what: object = "normalization",

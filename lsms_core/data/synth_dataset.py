@@ -65,6 +65,8 @@ def case_samples(case: SynthCase, rng: np.random.Generator) -> list[dict]:
     """Per visible lesion and slice: slice index, lesion id, mask, facts, expressions (no files written)."""
     sp = (case.spacing[1], case.spacing[0])  # (row, col) mm
     liver = case.liver
+    noise_sd = float(case.params.get("noise_sd_hu", 0.0))
+    noise_corr = float(case.params.get("noise_corr_px", 0.0))
     out = []
     for k in range(case.ct.shape[0]):
         ids = [int(i) for i in np.unique(case.lesions[k]) if i]
@@ -84,10 +86,8 @@ def case_samples(case: SynthCase, rng: np.random.Generator) -> list[dict]:
         # A lesion cut a reader cannot see on this phase (too close to its liver for its size, against this
         # case's noise) is one no annotator would draw or count: it is neither referred to, nor used in
         # comparatives, nor in the every-lesion target of training.
-        noise_sd = float(case.params.get("noise_sd_hu", 0.0)) or 1e-6
-        corr = float(case.params.get("noise_corr_px", 0.0))
-        facts = [f for f in facts if is_visible(f.density_diff_hu, int(masks[f.lesion_id].sum()), noise_sd, corr,
-                                                bool(f.calcified))]
+        facts = [f for f in facts if is_visible(f.density_diff_hu, int(masks[f.lesion_id].sum()), noise_sd,
+                                                noise_corr, bool(f.calcified))]
         ranks = describe_count(facts)
         for f in facts:
             exprs = compose_expressions(f, facts, rng)

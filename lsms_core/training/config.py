@@ -157,20 +157,22 @@ class TrainConfig:
         """``channel_windows`` as three [width, level] pairs ([] when every channel sees ``window``)."""
         from lsms_core.checks import check_channel_windows
 
-        return [list(w) for w in check_channel_windows(self.channel_windows)]
+        return [list(w) for w in check_channel_windows(self.channel_windows, window=self.window)]
 
     def _channel_windows_ok(self) -> bool:
         from lsms_core.errors import ConfigError
 
         try:
-            pairs = self.channel_window_pairs()
+            self.channel_window_pairs()
         except ConfigError:
             return False
-        return not pairs or pairs[0] == [float(v) for v in self.window]
+        return True
 
-    def network_window(self):
+    def network_window(self) -> tuple:
         """What the pre-processing takes as ``window``: one window, or one per channel."""
-        return self.channel_window_pairs() or [float(v) for v in self.window]
+        from lsms_core.preprocess import window_arg
+
+        return window_arg(self.channel_window_pairs() or self.window)
 
     def to_dict(self) -> dict:
         return asdict(self)
