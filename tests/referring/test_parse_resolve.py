@@ -129,3 +129,26 @@ def test_candidates_from_masks_carry_the_generators_facts():
             assert best.facts.density == f.density
             checked += 1
     assert checked >= 10
+
+
+def test_over_a_run_of_slices_the_larger_lesion_is_the_larger_volume():
+    """A flat region at the run's edge can be longer on one slice than a real lesion is: "the larger" over a
+    run means the larger lesion (the shipped demo's false edge region won on its long axis)."""
+    from lsms_core.referring.candidates import volume_candidates
+
+    zz, yy, xx = np.mgrid[:12, :96, :96]
+    ct = np.full((12, 96, 96), -100.0, np.float32)
+    liver = (yy - 48) ** 2 + (xx - 48) ** 2 < 44**2
+    ct[liver] = 60.0
+    ball = ((zz - 6) * 2.5) ** 2 + ((yy - 40) * 1.0) ** 2 + ((xx - 30) * 1.0) ** 2 < 11**2  # 22 mm, 9 slices
+    disk = (zz == 0) & ((yy - 60) ** 2 / 16**2 + (xx - 62) ** 2 / 5**2 < 1)  # 32 mm long, one slice
+    lesions = ball | disk
+    ct[lesions] = 10.0
+    lesion_map = lesions.astype(np.float32)
+    cands, _ = volume_candidates(ct, lesion_map * 0.6, lesion_map, liver.astype(np.float32), (2.5, 1.0, 1.0))
+    assert len(cands) == 2
+    by_region = {("ball" if (c.full_mask & ball).any() else "disk"): c for c in cands}
+    assert by_region["disk"].facts.long_mm > by_region["ball"].facts.long_mm
+    for text in ("the larger hypodense lesion", "the largest lesion"):
+        assert resolve(text, cands).chosen is by_region["ball"], text
+    assert resolve("the smaller hypodense lesion", cands).chosen is by_region["disk"]
