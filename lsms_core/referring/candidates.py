@@ -6,8 +6,13 @@ regions of its referring map at a lower threshold (the words then still shape wh
 such candidates are fewer and less reliable; the engine says which source it used). Each candidate gets
 the facts of ``lsms_core.data.facts.slice_facts`` (long/short axis, area, density against the liver
 around it, lobe and segment estimate, anterior/posterior, shape, boundary, dome/hilum/capsule), measured
-against the network's liver map, its mean HU, and the network's referring score: the mean of the
-text-conditioned probability over the region.
+against the network's liver map, its mean HU, and the network's referring score: the peak of the
+text-conditioned probability over the region. The peak, not the mean: a lesion map region on real CT
+often holds some liver around the lesion, which dilutes the mean of the lesion the words name. Measured
+with the demo weights and the resolver's weights: one-slice hit on 3D-IRCADb 1.7's tumour slices 0.786
+(mean) -> 0.857 (peak; upper decile 0.833); a generated tuning set unchanged (0.752 both). Over a
+whole volume the peak saturates on several regions; they then tie on the network's side, and the facts,
+then size, decide (the resolver reports the tie as ambiguous).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ class Candidate:
     slice_index: int  # the slice its facts are measured on (the largest cross-section), within the run
     facts: object  # lsms_core.data.facts.LesionFacts
     mean_hu: float
-    net_score: float = 0.0  # mean referring probability over the region, in [0, 1]
+    net_score: float = 0.0  # peak referring probability over the region, in [0, 1]
     fact_score: float = 0.0  # how well the expression's words fit the facts, in [0, 1]
     score: float = 0.0
     unmet: list[str] = field(default_factory=list)  # words its facts contradict
@@ -151,7 +156,7 @@ def slice_candidates(image_hu: np.ndarray, probs: np.ndarray, lesion_probs: np.n
             continue  # too small to measure
         _lobe_from_side(facts[key], image_hu)
         out.append(Candidate(len(out) + 1, m, slice_index, facts[key], float(np.mean(image_hu[m])),
-                             net_score=float(probs[m].mean(dtype=np.float64))))
+                             net_score=float(probs[m].max())))
     return out, source
 
 
@@ -200,12 +205,18 @@ def volume_candidates(volume_hu: np.ndarray, probs: np.ndarray, lesion_probs: np
         _lobe_from_side(found[0], volume_hu[k])
         ks = np.nonzero(areas)[0] + box[0].start
         c = Candidate(len(out) + 1, None, k, found[0], _masked_mean(volume_hu[box], crop),
-                      net_score=_masked_mean(probs[box], crop),
+                      net_score=_masked_max(probs[box], crop),
                       slices=(int(ks[0]) + slice_offset, int(ks[-1]) + slice_offset),
                       volume_ml=float(crop.sum()) * sz * sy * sx / 1000.0,
                       crop=crop, origin=tuple(b.start for b in box), shape=shape)
         out.append(c)
     return out, source
+
+
+def _masked_max(values: np.ndarray, mask: np.ndarray) -> float:
+    """Largest of ``values`` under ``mask``, slice by slice (no copy of a large region's values)."""
+    peaks = [float(v[m].max()) for v, m in zip(values, mask, strict=True) if m.any()]
+    return max(peaks) if peaks else float("nan")
 
 
 def _masked_mean(values: np.ndarray, mask: np.ndarray) -> float:

@@ -39,7 +39,7 @@ NET_WEIGHT = 0.2
 #: noise. Unlisted facts weigh 1.
 FACT_WEIGHTS: dict[str, float] = {"location": 2.0, "boundary": 0.5, "near": 0.5}
 AMBIGUITY_MARGIN = 0.02
-#: below this mean referring probability the network does not point at a candidate at all
+#: below this peak referring probability the network does not point at a candidate at all
 NET_FLOOR = 0.05
 #: when no candidate fits every other stated word, a comparative ranks those within this share of the best fit
 COMPARATIVE_GROUP = 0.8
