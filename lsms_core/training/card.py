@@ -26,12 +26,21 @@ def training_card(ckpt_config, cfg, epoch: int) -> str:
                   if k in val)
         or "  - none (no validation split)"
     )
+    if data.get("synthetic"):
+        v = data.get("validation") or {}
+        data_lines = (f"## Training data\n- synthetic only, drawn fresh every epoch from `{data.get('generator')}`: "
+                      f"{data.get('cases_per_epoch')} cases x {data.get('slices_per_case')} slices per epoch, seed "
+                      f"{data.get('seed')}, rendered at {data.get('render_size')} px"
+                      + (f", {data['train_patch']} px training windows" if data.get("train_patch") else "")
+                      + f"\n- validation: {v.get('cases', '?')} fixed generated cases ({v.get('lines', '?')} lines, "
+                      f"`{v.get('folder', '?')}` of the run)\n\n")
+    else:
+        data_lines = (f"## Training data\n- dataset: {data.get('name', '?')} ({data.get('root', '?')})\n"
+                      f"- description: {data.get('description') or 'none given'}\n{split_lines}\n\n")
     return (
         f"# {ckpt_config.name}\n\n"
         f"{'RecLMIS' if cfg.variant.startswith('reclmis') else 'LSMS'} {cfg.variant} trained with `lsms train` (best epoch {epoch} of {cfg.epochs} by validation mDice).\n\n"
-        f"## Training data\n- dataset: {data.get('name', '?')} ({data.get('root', '?')})\n"
-        f"- description: {data.get('description') or 'none given'}\n{split_lines}\n\n"
-        f"## Recipe\n- input size {cfg.input_size}, window (W/L) {describe_windows(ckpt_config)}, batch "
+        f"{data_lines}## Recipe\n- input size {cfg.input_size}, window (W/L) {describe_windows(ckpt_config)}, batch "
         f"{cfg.batch_size} x {cfg.grad_accum} accumulation, AdamW lr {cfg.lr} (poly {cfg.poly_power}), "
         f"weight decay {cfg.weight_decay}, contrastive weight {cfg.contrastive_weight}, text encoder "
         f"{cfg.text_encoder} ({cfg.text_mode}), seed {cfg.seed}\n- hardware: {hardware_summary()}\n"

@@ -133,6 +133,9 @@ def test_fresh_data_run_trains_validates_and_resumes(tmp_path):
     cfg = read_config(resumed.best_checkpoint)
     assert cfg.crop == "body" and cfg.model["backbone"] == "efficientnet-lite0" and cfg.model["aux_heads"] == 2
     assert cfg.training_data["synthetic"] is True
+    card = (resumed.best_checkpoint / "README.md").read_text()
+    assert "synthetic only, drawn fresh every epoch from `lsms_core.data.synth`: 3 cases x 3 slices" in card
+    assert "validation: 1 fixed generated cases" in card and "?" not in card
     # The every-lesion head makes validation score the pipeline (what the app runs), the network beside it.
     from lsms_core.data.format import read_dataset
     from lsms_core.engine import Segmenter
