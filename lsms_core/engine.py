@@ -178,12 +178,14 @@ class Segmenter:
 
     def iter_predict(self, slices_hu: np.ndarray, expression: str, *, batch_size: int | None = None,
                      threshold: float | None = None, cancel: CancelFn | None = None,
-                     no_words_ok: bool = False) -> Generator[tuple[int, int], None, Prediction]:
+                     no_words_ok: bool = False, crop_boxes: list | None = None,
+                     ) -> Generator[tuple[int, int], None, Prediction]:
         """Yields (slices done, total) after each batch; returns the Prediction.
 
         An empty expression is refused (a user who typed nothing meant something) unless ``no_words_ok``:
         the evaluation's no-words ablation (``--text-fraction 0``) runs the network without any words,
-        as it was trained on its wordless samples."""
+        as it was trained on its wordless samples. ``crop_boxes``: one (row0, col0, side) square per slice
+        that the network sees instead of the checkpoint's crop (results still come back on the native grid)."""
         start = time.perf_counter()
         slices = np.asarray(slices_hu)
         single = slices.ndim == 2
@@ -201,6 +203,8 @@ class Segmenter:
         else:
             text = self.text_encoder.encode([expression])
         total = slices.shape[0]
+        if crop_boxes is not None and len(crop_boxes) != total:
+            raise LSMSError("crop_boxes", f"{len(crop_boxes)} boxes for {total} slice(s)")
         batch = max(1, int(batch_size or self.default_batch_size()))
         # Filled batch by batch: no full-volume float32 copy is ever held (issue 19: a 512x512x300 run
         # peaked at 2.8 GB).
@@ -214,7 +218,8 @@ class Segmenter:
                 raise Cancelled("segmentation", f"cancelled after {done} of {total} slice(s)")
             chunk = slices[done: done + batch]
             try:
-                fg, aux_chunk = self._forward(chunk, text)
+                fg, aux_chunk = self._forward(chunk, text, None if crop_boxes is None
+                                              else crop_boxes[done: done + len(chunk)])
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
@@ -266,7 +271,7 @@ class Segmenter:
             return 1, (text[0].cpu(), text[1].cpu())
         raise OutOfMemory("segmentation", f"not enough memory for one slice on the CPU ({exc})") from exc
 
-    def _forward(self, chunk: np.ndarray, text):
+    def _forward(self, chunk: np.ndarray, text, boxes=None):
         """(foreground probabilities (n, H, W), aux probabilities (2, n, H, W) or None) for one batch."""
         import torch
 
@@ -276,7 +281,7 @@ class Segmenter:
         cfg = self.config
         x, boxes = prepare_slices(chunk, window=network_window(cfg), size=cfg.input_size,
                                   mean=cfg.normalization["mean"], std=cfg.normalization["std"],
-                                  crop=cfg.crop, device=self.device)
+                                  crop=cfg.crop, device=self.device, boxes=boxes)
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         feats, mask = text

@@ -185,19 +185,25 @@ def cut(slice_2d: np.ndarray, box: CropBox, fill: float) -> np.ndarray:
 
 
 def prepare_slices(slices, *, window, size: int, mean, std, crop: str = "none", windowed_uint8: bool = False,
-                   device="cpu"):
+                   device="cpu", boxes: list[CropBox] | None = None):
     """(N, H, W) HU slices -> (network input (N, 3, size, size), the crop box of each slice).
 
     The one pre-processing path of training, evaluation and the engine: crop (per the checkpoint), window,
-    [0, 1], resize, 3 channels, mean/std.
+    [0, 1], resize, 3 channels, mean/std. ``boxes`` (one per slice) replace the checkpoint's crop: the
+    engine's second, closer look at the liver (``lsms_core.referring.zoom``).
     """
     arr = np.asarray(slices)
     if arr.ndim == 2:
         arr = arr[None]
-    if crop == "none":
+    if boxes is not None:
+        if len(boxes) != len(arr):
+            raise ValueError(f"{len(boxes)} crop boxes for {len(arr)} slices")
+        boxes = [CropBox(*b) for b in boxes]
+    elif crop == "none":
         return (preprocess_slices(arr, window, size, mean, std, windowed_uint8=windowed_uint8, device=device),
                 [crop_box(a, "none") for a in arr])
-    boxes = [crop_box(a, crop) for a in arr]
+    else:
+        boxes = [crop_box(a, crop) for a in arr]
     fill = 0 if windowed_uint8 else AIR_HU
     xs = [preprocess_slices(cut(a, b, fill), window, size, mean, std, windowed_uint8=windowed_uint8,
                             device=device) for a, b in zip(arr, boxes, strict=True)]

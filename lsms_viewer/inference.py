@@ -190,7 +190,9 @@ def take_candidate(host: EngineHost, result: SegmentResult, number: int,
     it is on (as the chosen one was), and the stages that made it."""
     mask = candidate_mask(result, number)
     refiner = host.get_refiner()
-    stages = ["lsms", "candidates"]
+    # The stages that found the candidate (with or without the second look at the liver), then the refiner's.
+    stages = (result.stages[:result.stages.index("candidates") + 1] if "candidates" in result.stages
+              else ["lsms", "candidates"])
     if refiner is None:
         return mask, stages
     req = result.request

@@ -45,9 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--nonsense", type=int, default=0, metavar="N",
                         help="also try N nonsense expressions per slice with lesions and report how often the "
                              "answer is an empty mask with a note")
-    from lsms_core.cli.refine_option import add_refine_flag
+    from lsms_core.cli.refine_option import add_refine_flag, add_zoom_flag
 
     add_refine_flag(parser)
+    add_zoom_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -168,7 +169,7 @@ def run(args) -> int:
         refiner = load_refiner(args, seg.device, args.threads)
         result = evaluate_pipeline(seg, dataset, split=split, text_fraction=args.text_fraction,
                                    threshold=args.threshold, nonsense=args.nonsense, progress=progress,
-                                   refiner=refiner)
+                                   refiner=refiner, zoom=args.zoom == "on")
     if bar is not None:
         bar.close()
     result.update({"checkpoint": str(seg.folder), "trained": seg.trained, "data": str(dataset.root)})

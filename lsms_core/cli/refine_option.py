@@ -1,4 +1,5 @@
-"""``--refine auto|on|off``: whether the box-prompted refiner (LiteMedSAM) redraws what LSMS chose.
+"""``--refine auto|on|off``: whether the box-prompted refiner (LiteMedSAM) redraws what LSMS chose; and
+``--zoom on|off``: whether the pipeline takes its second, closer look at the liver.
 
 Shared by ``lsms segment`` and ``lsms eval``. ``auto`` (the default) refines when the refiner's weights are
 installed; ``on`` requires them (a clear error names the missing folder); ``off`` never loads them.
@@ -15,6 +16,13 @@ def add_refine_flag(parser: argparse.ArgumentParser) -> None:
                              "(default: when its weights are installed), on, off")
     parser.add_argument("--refiner", default="medsam-lite", metavar="NAME|DIR",
                         help="the refiner's weights: medsam-lite (default, shipped) or a folder")
+
+
+def add_zoom_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--zoom", choices=("on", "off"), default="on",
+                        help="a second, closer look at the liver the network found, for networks with a liver "
+                             "map (default on; it finds small lesions the first look misses; off: one look, "
+                             "about half the network time)")
 
 
 def load_refiner(args, device: str, threads: int | None = None):

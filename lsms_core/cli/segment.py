@@ -57,9 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "column and Y the row of the loaded volume (array[K, Y, X]), corners inclusive")
     parser.add_argument("--slice", type=int, metavar="K",
                         help="with --box: the axial slice (index into the loaded stack, as --slices counts)")
-    from lsms_core.cli.refine_option import add_refine_flag
+    from lsms_core.cli.refine_option import add_refine_flag, add_zoom_flag
 
     add_refine_flag(parser)
+    add_zoom_flag(parser)
     from lsms_core.cli.seg_output import add_format_flag
 
     add_format_flag(parser)
@@ -317,7 +318,7 @@ def run(args) -> int:
 
         referral = run_to_end(iter_refer(seg, vol.array[start:stop], expression, spacing_zyx, batch_size=args.batch,
                                          threshold=args.threshold, keep="all" if args.all_regions else "referred",
-                                         slice_offset=start, refiner=refiner), show)
+                                         slice_offset=start, refiner=refiner, zoom=args.zoom == "on"), show)
     finally:
         bar.close()
     pred = referral.prediction

@@ -2,7 +2,8 @@
 viewer share.
 
 1. LSMS on every slice of the run (the engine's ``iter_predict``): the referring probability, and for
-   networks with aux heads the liver and every-lesion maps.
+   networks with aux heads the liver and every-lesion maps; then, for those networks, a second, closer
+   look at the liver the first one found (``zoom``), merged into the first (``zoom=False`` skips it).
 2. Candidates (``candidates``): the lesion map's connected regions (3-D over a run of slices, 2-D for one
    slice), with their facts and the network's referring score.
 3. Resolution (``resolve``): the candidate the words mean, or "ambiguous", or "not found" with the reason.
@@ -24,6 +25,7 @@ import numpy as np
 from lsms_core.progress import ProgressFn, run_to_end
 from lsms_core.referring.candidates import FALLBACK_THRESHOLD, slice_candidates, volume_candidates
 from lsms_core.referring.resolve import Resolution, resolve
+from lsms_core.referring.zoom import iter_second_look
 
 
 @dataclass
@@ -61,7 +63,7 @@ class Referral:
 def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: tuple[float, float, float], *,
                keep: str = "referred", refiner=None, batch_size: int | None = None, threshold: float | None = None,
                cancel: Callable[[], bool] | None = None, slice_offset: int = 0, no_words_ok: bool = False,
-               ) -> Generator[tuple[int, int], None, Referral]:
+               zoom: bool = True) -> Generator[tuple[int, int], None, Referral]:
     """Yields (steps done, total steps) over both stages; returns the :class:`Referral`.
 
     ``slices_hu``: (N, H, W) consecutive axial slices (or one (H, W) slice); ``spacing_zyx``: slice, row and
@@ -76,7 +78,8 @@ def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: t
         slices = slices[None]
     n = len(slices)
     refine_steps = n if refiner is not None and keep == "referred" else 0
-    total = n + refine_steps
+    zoom_steps = n if zoom and keep == "referred" and segmenter.has_aux else 0
+    total = n + zoom_steps + refine_steps
     gen = segmenter.iter_predict(slices, expression, batch_size=batch_size, threshold=threshold, cancel=cancel,
                                  no_words_ok=no_words_ok)
     while True:
@@ -87,6 +90,19 @@ def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: t
             break
         yield done, total
     stages = ["lsms"]
+    if zoom_steps:
+        gen = iter_second_look(segmenter, slices, expression, pred, spacing_zyx[1:], batch_size=batch_size,
+                               threshold=threshold, cancel=cancel, no_words_ok=no_words_ok)
+        while True:
+            try:
+                done, m = next(gen)
+            except StopIteration as stop:
+                pred, looked = stop.value
+                break
+            yield n + (done * n) // max(1, m), total  # steps of the second look scaled to its share
+        if looked:
+            stages.append("liver zoom")
+        yield n + zoom_steps, total
     notes = list(pred.notes)
     if keep == "all":
         mask = pred.unpack_masks()
@@ -130,7 +146,7 @@ def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: t
             except StopIteration as stop:
                 refined = stop.value
                 break
-            yield n + done, total
+            yield n + zoom_steps + done, total
         mask, boxes = refined.mask, refined.boxes
         stages.append(refiner.name)
         notes.extend(refined.notes)

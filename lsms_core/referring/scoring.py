@@ -35,7 +35,7 @@ def is_windowed(dataset) -> bool:
 
 def evaluate_pipeline(segmenter, dataset, *, split: str = "test", text_fraction: float | None = None,
                       refiner=None, threshold: float | None = None, nonsense: int = 0, seed: int = 0,
-                      progress: Callable[[int, int], None] | None = None) -> dict:
+                      progress: Callable[[int, int], None] | None = None, zoom: bool = True) -> dict:
     from lsms_core.errors import LSMSError
     from lsms_core.referring.pipeline import refer
     from lsms_core.referring.resolve import resolve
@@ -57,7 +57,8 @@ def evaluate_pipeline(segmenter, dataset, *, split: str = "test", text_fraction:
                                           "are scored with the network alone (lsms eval --network-only)")
         spacing = (1.0, float(sample.spacing[0]), float(sample.spacing[1]))
         # --text-fraction 0 leaves no words: the network runs wordless and the resolver takes its choice
-        referral = refer(segmenter, image, text, spacing, refiner=refiner, threshold=threshold, no_words_ok=True)
+        referral = refer(segmenter, image, text, spacing, refiner=refiner, threshold=threshold, no_words_ok=True,
+                         zoom=zoom)
         groups = sample_groups(sample, mask, sample.expressions[i], counts, tag)
         target = mask != 0
         others = lesions.others(sample)
@@ -84,9 +85,10 @@ def evaluate_pipeline(segmenter, dataset, *, split: str = "test", text_fraction:
     result["resolver"] = {"outcomes": dict(outcomes),
                           "hit": {r: (float(np.mean(v)) if v else float("nan")) for r, v in rule_hits.items()}}
     if nonsense:
-        result["nonsense"] = nonsense_rate(segmenter, dataset, samples, nonsense, seed, refiner)
+        result["nonsense"] = nonsense_rate(segmenter, dataset, samples, nonsense, seed, refiner, zoom)
     result.update({"split": split, "text_fraction": text_fraction, "lines": len(samples),
-                   "stages": ["lsms", "candidates"] + ([refiner.name] if refiner is not None else []),
+                   "stages": (["lsms"] + (["liver zoom"] if zoom and segmenter.has_aux else []) + ["candidates"]
+                              + ([refiner.name] if refiner is not None else [])),
                    "resolution": "native", "pipeline": True})
     return result
 
@@ -101,7 +103,7 @@ def _with_hits(summary: dict, hits: dict[str, list[bool]]) -> dict:
     return summary
 
 
-def nonsense_rate(segmenter, dataset, samples, per_slice: int, seed: int, refiner=None) -> dict:
+def nonsense_rate(segmenter, dataset, samples, per_slice: int, seed: int, refiner=None, zoom: bool = True) -> dict:
     """Nonsense words on every slice with lesions: how often the answer is an empty mask with a note."""
     from lsms_core.referring.pipeline import refer
     from lsms_core.training.synth_stream import nonsense
@@ -116,7 +118,7 @@ def nonsense_rate(segmenter, dataset, samples, per_slice: int, seed: int, refine
         spacing = (1.0, float(s.spacing[0]), float(s.spacing[1]))
         for _ in range(per_slice):
             words = nonsense(rng)
-            referral = refer(segmenter, image, words, spacing, refiner=refiner)
+            referral = refer(segmenter, image, words, spacing, refiner=refiner, zoom=zoom)
             tried += 1
             ok = not referral.mask.any() and referral.status == "not found"
             empty += ok

@@ -22,7 +22,7 @@ def test_demo_segments_the_referred_lesion_on_the_ct_grid(tmp_path, capsys):
     from lsms_core.refiner import available
 
     if available():  # --refine auto: LiteMedSAM redraws the chosen lesion, and both figures are reported
-        assert "stages: lsms + candidates + medsam-lite" in text
+        assert "stages: lsms + liver zoom + candidates + medsam-lite" in text
         assert "two-stage (LSMS + medsam-lite)" in text and "raw (LSMS alone)" in text
 
     ct, mask = nib.load(str(demo / recipe["ct"])), nib.load(str(out))

@@ -34,7 +34,7 @@ def test_words_choose_a_candidate_and_the_mask_is_that_candidate(demo):
     steps = []
     referral = refer(seg, vol.array, expression, spacing(vol), progress=lambda d, t: steps.append((d, t)))
     res = referral.resolution
-    assert referral.stages == ["lsms", "candidates"]
+    assert referral.stages == ["lsms", "liver zoom", "candidates"]
     assert res.status in ("found", "ambiguous") and len(res.candidates) >= 2
     if seg.has_aux:  # candidates are the every-lesion map's regions: the chosen one is the mask
         assert referral.candidate_source and np.array_equal(referral.mask, res.chosen.full_mask)

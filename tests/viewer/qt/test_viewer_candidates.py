@@ -67,7 +67,7 @@ def test_a_run_lists_its_candidates_and_marks_the_chosen_one(demo_viewer, qtbot,
     label = viewer.document.labels[0]
     chosen = next(c for c in result.candidates if c.number == result.chosen)
     assert np.array_equal(label.mask[recipe["slice"]] & ~chosen.on_slice(k), np.zeros_like(chosen.on_slice(k)))
-    assert label.run.stages == ["lsms", "candidates"]
+    assert label.run.stages == ["lsms", "liver zoom", "candidates"]
 
 
 def test_taking_another_candidate_is_one_undo_step(demo_viewer, qtbot, demo_case):
@@ -88,6 +88,7 @@ def test_taking_another_candidate_is_one_undo_step(demo_viewer, qtbot, demo_case
     k = result.request.start
     assert np.array_equal(label.mask[k], other.full_mask[0])
     assert "taken by hand" in label.run.notes[0] and str(other.number) in label.run.notes[0]
+    assert label.run.stages == result.stages  # found the same way as the words' choice
     assert ctl.panel.table.item([c.number for c in result.candidates].index(other.number), 0).text().endswith("✓")
     assert f"candidate #{other.number}" in viewer.history.undo_text
     viewer.history.undo()  # one step back: the words' choice, with its own run info
@@ -124,7 +125,7 @@ def test_with_refine_on_the_refiner_redraws_the_chosen_candidate(qtbot, demo_cas
     _run(viewer, qtbot, recipe["expression"])
     result = viewer.candidates.result
     label = viewer.document.labels[0]
-    assert result.stages == ["lsms", "candidates", "medsam-lite"] and label.run.stages == result.stages
+    assert result.stages == ["lsms", "liver zoom", "candidates", "medsam-lite"] and label.run.stages == result.stages
     k = recipe["slice"]
     assert not np.array_equal(label.mask[k], result.raw_mask[k])  # redrawn, not the network's region
     assert np.array_equal(label.mask, result.mask)
