@@ -21,11 +21,18 @@ from dataclasses import InitVar, dataclass, field
 
 import numpy as np
 
+from lsms_core.measure import RING_WIDTH_MM
+
 #: a region smaller than this on the slice is noise, not a lesion a radiologist would name
 MIN_AREA_MM2 = 12.0
 LESION_THRESHOLD = 0.5
 FALLBACK_THRESHOLD = 0.3
 LIVER_THRESHOLD = 0.5
+#: a candidate's density is its confident core (lesion probability at least this) against a ring around
+#: the region that leaves out whatever the lesion map finds at all lesion-like (above RING_EXCLUDE)
+CORE_PROBABILITY = 0.8
+RING_EXCLUDE = 0.2
+MIN_RING_PIXELS = 5
 
 
 @dataclass
@@ -122,6 +129,41 @@ def _lobe_from_side(facts, image_hu: np.ndarray) -> None:
             facts.lobe = "right" if facts.centroid[1] < mid else "left"
 
 
+def _core_density(facts, image_hu: np.ndarray, region: np.ndarray, lesion_probs: np.ndarray,
+                  liver: np.ndarray | None, spacing: tuple[float, float]) -> None:
+    """Density of a lesion-map region measured as a reader would: its confident core against liver that
+    is no part of any lesion. The generator's rule (the region's median against a ring around it) misreads
+    network regions both ways: on real CT the region at 0.5 often covers only the middle of a large tumour,
+    so its ring lies on the tumour's own rim (3D-IRCADb 1.7's hypodense tumour read iso on most of its
+    slices); on generated slices a region wider than its lesion mixes in liver. Measured with the demo
+    weights (both looks) on the lesion each expression names, where a candidate found it: the density word
+    agreed with the generator's for 86.7 % of a tuning set's lesions (seed 5151) against 83.9 %, and the
+    tumour read hypo on 77.8 % of 3D-IRCADb 1.7's tumour slices against 42.9 %; one-slice hit there 0.865
+    -> 0.944, on the tuning set 0.810 -> 0.808 (one expression of 468). The real CT's misses are where this
+    rule was found, so its figure after the change is not an independent test.
+    Leaves the facts as measured when no liver is left to compare with within 20 mm."""
+    from lsms_core.measure import classify_density, ring_mask
+
+    # The ring widens (5, 10, 20 mm) until it reaches liver beyond what the lesion map calls lesion-like.
+    for ring_mm in (RING_WIDTH_MM, 2 * RING_WIDTH_MM, 4 * RING_WIDTH_MM):
+        margin = int(np.ceil(ring_mm / min(spacing))) + 3
+        rows, cols = np.nonzero(region)
+        box = (slice(max(0, rows.min() - margin), rows.max() + margin + 1),
+               slice(max(0, cols.min() - margin), cols.max() + margin + 1))
+        reg, probs, img = region[box], np.asarray(lesion_probs[box], dtype=np.float32), image_hu[box]
+        exclude = (probs > RING_EXCLUDE) & ~reg
+        ring = ring_mask(reg, spacing, ring_mm, within=None if liver is None else liver[box], exclude=exclude)
+        if ring.sum() >= MIN_RING_PIXELS:
+            break
+    else:
+        return
+    core = reg & (probs >= CORE_PROBABILITY)
+    if core.sum() < 6:
+        core = reg
+    diff = float(np.median(img[core]) - np.median(img[ring]))
+    facts.density, facts.density_diff_hu = classify_density(diff), diff
+
+
 def _regions(mask: np.ndarray, min_pixels: int) -> list[np.ndarray]:
     from scipy import ndimage
 
@@ -155,6 +197,8 @@ def slice_candidates(image_hu: np.ndarray, probs: np.ndarray, lesion_probs: np.n
         if key not in facts:
             continue  # too small to measure
         _lobe_from_side(facts[key], image_hu)
+        if lesion_probs is not None:
+            _core_density(facts[key], image_hu, m, lesion_probs, liver, spacing)
         out.append(Candidate(len(out) + 1, m, slice_index, facts[key], float(np.mean(image_hu[m])),
                              net_score=float(probs[m].max())))
     return out, source
@@ -203,6 +247,8 @@ def volume_candidates(volume_hu: np.ndarray, probs: np.ndarray, lesion_probs: np
         if not found:
             continue
         _lobe_from_side(found[0], volume_hu[k])
+        if lesion_probs is not None:
+            _core_density(found[0], volume_hu[k], section, lesion_probs[k], live, (sy, sx))
         ks = np.nonzero(areas)[0] + box[0].start
         c = Candidate(len(out) + 1, None, k, found[0], _masked_mean(volume_hu[box], crop),
                       net_score=_masked_max(probs[box], crop),

@@ -39,6 +39,9 @@ NET_WEIGHT = 0.2
 #: noise. Unlisted facts weigh 1.
 FACT_WEIGHTS: dict[str, float] = {"location": 2.0, "boundary": 0.5, "near": 0.5}
 AMBIGUITY_MARGIN = 0.02
+#: a stated size fits a candidate's long axis within a Gaussian of this share of the size (at least the mm)
+SIZE_TOLERANCE = 0.25
+SIZE_TOLERANCE_MM = 3.0
 #: below this peak referring probability the network does not point at a candidate at all
 NET_FLOOR = 0.05
 #: when no candidate fits every other stated word, a comparative ranks those within this share of the best fit
@@ -86,7 +89,7 @@ def fact_fits(req: Request, c: Candidate) -> tuple[dict[str, float], list[str]]:
     if req.calcified:
         fits["calcified"] = 1.0 if f.calcified or c.mean_hu > 250 or _has_bright_core(c) else 0.0
     if req.size_mm:
-        tol = max(3.0, 0.25 * req.size_mm)
+        tol = max(SIZE_TOLERANCE_MM, SIZE_TOLERANCE * req.size_mm)
         fits["size"] = math.exp(-((f.long_mm - req.size_mm) / tol) ** 2)
     # A stated fact the candidate's measurement could not settle (too small to call its shape) fits at 0.4:
     # a little below "maybe", so it never joins a comparative's group of candidates that fit every word.

@@ -152,3 +152,19 @@ def test_over_a_run_of_slices_the_larger_lesion_is_the_larger_volume():
     for text in ("the larger hypodense lesion", "the largest lesion"):
         assert resolve(text, cands).chosen is by_region["ball"], text
     assert resolve("the smaller hypodense lesion", cands).chosen is by_region["disk"]
+
+
+@pytest.mark.parametrize("lesion_hu, density", [(35.0, "hypo"), (165.0, "hyper"), (96.0, "iso")])
+def test_a_region_that_covers_only_the_middle_of_a_lesion_still_reads_its_density(lesion_hu, density):
+    """The lesion map at 0.5 finds the middle of a large tumour and only hints at its rim (as on real CT):
+    a ring right around the region would lie on the tumour itself and call it iso."""
+    yy, xx = np.mgrid[:200, :200]
+    r = np.hypot(yy - 100, xx - 100)
+    ct = np.where(r < 90, 100.0, -1000.0).astype(np.float32)
+    ct[r < 40] = lesion_hu
+    ct += np.random.default_rng(0).normal(0, 8, ct.shape).astype(np.float32)
+    lesion = np.where(r < 25, 0.95, np.where(r < 40, 0.35, 0.0)).astype(np.float32)
+    liver = (r < 90).astype(np.float32)
+    cands, _ = slice_candidates(ct, lesion, lesion, liver, (1.0, 1.0))
+    assert len(cands) == 1
+    assert cands[0].facts.density == density, cands[0].facts.density_diff_hu
