@@ -14,11 +14,12 @@ BENCHES: dict[str, str] = {
     "train": "lsms_core.cli.bench_train",
     "synth": "lsms_core.cli.bench_synth",
     "refine": "lsms_core.cli.bench_refine",
+    "refer": "lsms_core.cli.bench_refer",
 }
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("bench", help="measure speed (model, load, refine, render, undo, train)")
+    parser = sub.add_parser("bench", help="measure speed (model, load, refer, refine, render, undo, train)")
     bench_sub = parser.add_subparsers(dest="bench", metavar="BENCH", parser_class=type(parser))
     for module_name in BENCHES.values():
         importlib.import_module(module_name).register(bench_sub)

@@ -78,3 +78,16 @@ def test_the_second_look_only_adds_to_the_first():
     assert np.all(b.masks >= a.masks)
     assert (b.lesion_probs > a.lesion_probs).any()  # it looked, and saw something of its own
     assert [d for d, _ in steps] == sorted(d for d, _ in steps) and steps[-1][0] == steps[-1][1] == 2 * len(run)
+
+
+@pytest.mark.slow
+def test_lsms_bench_refer_times_one_look_against_two(capsys):
+    from lsms_core.cli.main import main
+
+    assert main(["bench", "refer", "--slices", "2", "--repeats", "1", "--threads", "1", "--device", "cpu",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["slices"] == 2 and result["checkpoint"] == "lsms-e0-demo"
+    assert result["zoom_off"]["stages"] == ["lsms", "candidates"]
+    assert result["zoom_on"]["stages"] == ["lsms", "liver zoom", "candidates"]
+    assert result["zoom_cost"] == pytest.approx(result["zoom_on"]["s_per_slice"] / result["zoom_off"]["s_per_slice"])
