@@ -33,6 +33,8 @@ MIN_GAIN = 1.15
 #: beyond this gain lesions would be larger than any the network was trained on
 MAX_GAIN = 3.0
 LIVER_THRESHOLD = 0.5
+#: slices per pass of the second look (each merged before the next is run)
+CHUNK_SLICES = 16
 
 
 def liver_boxes(slices_hu: np.ndarray, liver_probs: np.ndarray, spacing_yx: tuple[float, float],
@@ -73,19 +75,23 @@ def iter_second_look(segmenter, slices_hu: np.ndarray, expression: str, first, s
     if not boxes:
         return first, 0
     idx = np.array(sorted(boxes))
-    gen = segmenter.iter_predict(slices_hu[idx], expression, batch_size=batch_size, threshold=threshold,
-                                 cancel=cancel, no_words_ok=no_words_ok, crop_boxes=[boxes[k] for k in idx])
-    while True:
-        try:
-            done, total = next(gen)
-        except StopIteration as stop:
-            second = stop.value
-            break
-        yield done, total
-    first.probs[idx] = np.maximum(first.probs[idx], second.probs)
-    first.mask_bits[idx] |= second.mask_bits
-    first.lesion_probs[idx] = np.maximum(first.lesion_probs[idx], second.lesion_probs)
-    first.notes.extend(n for n in second.notes if n not in first.notes)
-    first.seconds += second.seconds
+    # In chunks merged as they come: the second look over a whole volume never holds its own full-volume
+    # maps beside the first look's.
+    for start in range(0, len(idx), CHUNK_SLICES):
+        part = idx[start:start + CHUNK_SLICES]
+        gen = segmenter.iter_predict(slices_hu[part], expression, batch_size=batch_size, threshold=threshold,
+                                     cancel=cancel, no_words_ok=no_words_ok, crop_boxes=[boxes[k] for k in part])
+        while True:
+            try:
+                done, _ = next(gen)
+            except StopIteration as stop:
+                second = stop.value
+                break
+            yield start + done, len(idx)
+        first.probs[part] = np.maximum(first.probs[part], second.probs)
+        first.mask_bits[part] |= second.mask_bits
+        first.lesion_probs[part] = np.maximum(first.lesion_probs[part], second.lesion_probs)
+        first.seconds += second.seconds
+        first.notes.extend(n for n in second.notes if n not in first.notes)
     first._masks = None  # unpacked before the merge: stale
     return first, len(idx)

@@ -57,7 +57,7 @@ def test_a_crop_box_the_same_as_the_checkpoints_crop_changes_nothing():
 
 
 @pytest.mark.slow
-def test_the_second_look_only_adds_to_the_first():
+def test_the_second_look_only_adds_to_the_first(monkeypatch):
     from lsms_core.engine import Segmenter
     from lsms_core.referring.pipeline import refer
     from lsms_core.volume import load_volume
@@ -78,6 +78,16 @@ def test_the_second_look_only_adds_to_the_first():
     assert np.all(b.masks >= a.masks)
     assert (b.lesion_probs > a.lesion_probs).any()  # it looked, and saw something of its own
     assert [d for d, _ in steps] == sorted(d for d, _ in steps) and steps[-1][0] == steps[-1][1] == 2 * len(run)
+    import lsms_core.referring.zoom as zoom
+
+    # Merged chunk by chunk: the same maps as in one pass (one slice per batch on both sides, so that
+    # batching cannot change a convolution's rounding).
+    whole = refer(seg, run, recipe["expression"], spacing, batch_size=1).prediction
+    monkeypatch.setattr(zoom, "CHUNK_SLICES", 3)
+    chunked = refer(seg, run, recipe["expression"], spacing, batch_size=1).prediction
+    np.testing.assert_array_equal(chunked.probs, whole.probs)
+    np.testing.assert_array_equal(chunked.lesion_probs, whole.lesion_probs)
+    np.testing.assert_array_equal(chunked.mask_bits, whole.mask_bits)
 
 
 @pytest.mark.slow
