@@ -25,7 +25,7 @@ import numpy as np
 from lsms_core.progress import ProgressFn, run_to_end
 from lsms_core.referring.candidates import FALLBACK_THRESHOLD, slice_candidates, volume_candidates
 from lsms_core.referring.resolve import Resolution, resolve
-from lsms_core.referring.zoom import iter_second_look
+from lsms_core.referring.zoom import first_look_supported, iter_second_look
 
 
 @dataclass
@@ -90,6 +90,7 @@ def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: t
             break
         yield done, total
     stages = ["lsms"]
+    support = None
     if zoom_steps:
         gen = iter_second_look(segmenter, slices, expression, pred, spacing_zyx[1:], batch_size=batch_size,
                                threshold=threshold, cancel=cancel, no_words_ok=no_words_ok)
@@ -97,7 +98,7 @@ def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: t
             try:
                 done, m = next(gen)
             except StopIteration as stop:
-                pred, looked = stop.value
+                pred, looked, support = stop.value
                 break
             yield n + (done * n) // max(1, m), total  # steps of the second look scaled to its share
         if looked:
@@ -119,6 +120,10 @@ def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: t
             c.slices = (slice_offset, slice_offset)
     else:
         cands, source = volume_candidates(slices, probs, lesions, liver, spacing_zyx, slice_offset=slice_offset)
+    if support is not None:
+        cands, dropped = first_look_supported(cands, support, slices.shape[-1])
+        if dropped:
+            notes.append(f"{dropped} region(s) only the second look saw left out of the candidates")
     stages.append("candidates")
     resolution = resolve(expression, cands)
     raw = np.zeros(slices.shape, bool)

@@ -35,6 +35,8 @@ MAX_GAIN = 3.0
 LIVER_THRESHOLD = 0.5
 #: slices per pass of the second look (each merged before the next is run)
 CHUNK_SLICES = 16
+#: a candidate region where the first look's lesion probability never reaches this is the second look's alone
+FIRST_LOOK_SUPPORT = 0.05
 
 
 def liver_boxes(slices_hu: np.ndarray, liver_probs: np.ndarray, spacing_yx: tuple[float, float],
@@ -64,16 +66,19 @@ def liver_boxes(slices_hu: np.ndarray, liver_probs: np.ndarray, spacing_yx: tupl
 def iter_second_look(segmenter, slices_hu: np.ndarray, expression: str, first, spacing_yx: tuple[float, float], *,
                      batch_size: int | None = None, threshold: float | None = None,
                      cancel: Callable[[], bool] | None = None, no_words_ok: bool = False,
-                     ) -> Generator[tuple[int, int], None, tuple[object, int]]:
-    """Yields (slices done, slices to look at again); returns (the merged Prediction, slices looked at).
+                     ) -> Generator[tuple[int, int], None, tuple[object, int, np.ndarray | None]]:
+    """Yields (slices done, slices to look at again); returns (the merged Prediction, slices looked at, the
+    first look's support: where its lesion probability reached ``FIRST_LOOK_SUPPORT``, packed like
+    ``Prediction.mask_bits``; None when there was no second look).
 
     ``first``: the first look's Prediction over ``slices_hu`` (N, H, W); it needs the liver map. The
     second look is merged into ``first`` in place: a volume's maps are hundreds of megabytes."""
     if first.liver_probs is None:
-        return first, 0
+        return first, 0, None
     boxes = liver_boxes(slices_hu, first.liver_probs, spacing_yx, segmenter.config.crop)
     if not boxes:
-        return first, 0
+        return first, 0, None
+    support = np.packbits(first.lesion_probs >= FIRST_LOOK_SUPPORT, axis=-1)
     idx = np.array(sorted(boxes))
     # In chunks merged as they come: the second look over a whole volume never holds its own full-volume
     # maps beside the first look's.
@@ -94,4 +99,24 @@ def iter_second_look(segmenter, slices_hu: np.ndarray, expression: str, first, s
         first.seconds += second.seconds
         first.notes.extend(n for n in second.notes if n not in first.notes)
     first._masks = None  # unpacked before the merge: stale
-    return first, len(idx)
+    return first, len(idx), support
+
+
+def first_look_supported(candidates: list, support: np.ndarray, width: int) -> tuple[list, int]:
+    """The candidates whose region the first look saw at all (its lesion probability reached
+    ``FIRST_LOOK_SUPPORT`` somewhere in it), renumbered 1..n in their order, and how many were left out.
+
+    The second look also finds regions the first one gave no weight at all; where a slice held one lesion,
+    they competed with it. Measured with the demo weights on two generated tuning sets (never the test
+    set), no refiner: hit 0.799 -> 0.810 (seed 5151; two or more lesions 0.741 -> 0.763, one lesion 0.879
+    -> 0.874) and 0.769 -> 0.785 (seed 9090; 0.583 -> 0.598, 0.850 -> 0.866); 2.7-3.1 -> 2.3 candidates
+    per expression. Thresholds from 0.02 to 0.5 were all within a point of 0.05."""
+    kept = []
+    for c in candidates:
+        z, rows, cols = c.region
+        bits = np.unpackbits(support[z, rows], axis=-1, count=width)[..., cols].view(bool)
+        if (bits & c.crop).any():
+            kept.append(c)
+    for i, c in enumerate(kept):
+        c.number = i + 1
+    return kept, len(candidates) - len(kept)

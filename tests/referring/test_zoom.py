@@ -101,3 +101,27 @@ def test_lsms_bench_refer_times_one_look_against_two(capsys):
     assert result["zoom_off"]["stages"] == ["lsms", "candidates"]
     assert result["zoom_on"]["stages"] == ["lsms", "liver zoom", "candidates"]
     assert result["zoom_cost"] == pytest.approx(result["zoom_on"]["s_per_slice"] / result["zoom_off"]["s_per_slice"])
+
+
+def test_regions_only_the_second_look_saw_are_left_out_and_the_rest_renumbered():
+    from lsms_core.referring.candidates import slice_candidates
+    from lsms_core.referring.zoom import FIRST_LOOK_SUPPORT, first_look_supported
+
+    yy, xx = np.mgrid[:120, :120]
+    ct = np.where(np.hypot(yy - 60, xx - 60) < 55, 100.0, -1000.0).astype(np.float32)
+    lesion = np.zeros(ct.shape, np.float32)
+    for r, c in ((30, 30), (60, 80), (90, 40)):  # three lesions, largest first
+        disk = np.hypot(yy - r, xx - c) < 10 - (r - 30) / 20
+        ct[disk] = 40.0
+        lesion[disk] = 0.9
+    cands, _ = slice_candidates(ct, lesion, lesion, (ct > 0).astype(np.float32), (1.0, 1.0))
+    cands = [c.as_run() for c in cands]
+    assert [c.number for c in cands] == [1, 2, 3]
+    first = np.zeros(ct.shape, np.float32)
+    first[np.hypot(yy - 30, xx - 30) < 3] = 0.2  # the first look saw a hint of the first lesion only...
+    first[90, 40] = FIRST_LOOK_SUPPORT  # ... and, just, the third
+    first[60, 60] = 0.9  # outside every candidate: no support to any
+    support = np.packbits(first[None] >= FIRST_LOOK_SUPPORT, axis=-1)
+    kept, dropped = first_look_supported(cands, support, ct.shape[1])
+    assert dropped == 1 and len(kept) == 2
+    assert [c.number for c in kept] == [1, 2] and kept[1].facts.centroid[0] == pytest.approx(90, abs=1)
