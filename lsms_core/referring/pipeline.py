@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lsms_core.progress import ProgressFn, run_to_end
+from lsms_core.progress import ProgressFn, relay, run_to_end
 from lsms_core.referring.candidates import FALLBACK_THRESHOLD, slice_candidates, volume_candidates
 from lsms_core.referring.resolve import Resolution, resolve
 from lsms_core.referring.zoom import first_look_supported, iter_second_look
@@ -80,27 +80,16 @@ def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: t
     refine_steps = n if refiner is not None and keep == "referred" else 0
     zoom_steps = n if zoom and keep == "referred" and segmenter.has_aux else 0
     total = n + zoom_steps + refine_steps
-    gen = segmenter.iter_predict(slices, expression, batch_size=batch_size, threshold=threshold, cancel=cancel,
-                                 no_words_ok=no_words_ok)
-    while True:
-        try:
-            done, _ = next(gen)
-        except StopIteration as stop:
-            pred = stop.value
-            break
-        yield done, total
+    pred = yield from relay(segmenter.iter_predict(slices, expression, batch_size=batch_size, threshold=threshold,
+                                                   cancel=cancel, no_words_ok=no_words_ok),
+                            lambda done, _: (done, total))
     stages = ["lsms"]
     support = None
     if zoom_steps:
-        gen = iter_second_look(segmenter, slices, expression, pred, spacing_zyx[1:], batch_size=batch_size,
-                               threshold=threshold, cancel=cancel, no_words_ok=no_words_ok)
-        while True:
-            try:
-                done, m = next(gen)
-            except StopIteration as stop:
-                pred, looked, support = stop.value
-                break
-            yield n + (done * n) // max(1, m), total  # steps of the second look scaled to its share
+        pred, looked, support = yield from relay(
+            iter_second_look(segmenter, slices, expression, pred, spacing_zyx[1:], batch_size=batch_size,
+                             threshold=threshold, cancel=cancel, no_words_ok=no_words_ok),
+            lambda done, m: (n + (done * n) // max(1, m), total))  # the second look's steps scaled to its share
         if looked:
             stages.append("liver zoom")
         yield n + zoom_steps, total
@@ -144,14 +133,8 @@ def iter_refer(segmenter, slices_hu: np.ndarray, expression: str, spacing_zyx: t
     mask = raw  # the final mask is the raw one unless a refiner redraws it (a new array then)
     boxes: dict[int, tuple[int, int, int, int]] = {}
     if refiner is not None and raw.any():
-        gen = refiner.refine_region(slices, raw, probs, spacing_zyx, cancel=cancel)
-        while True:
-            try:
-                done, _ = next(gen)
-            except StopIteration as stop:
-                refined = stop.value
-                break
-            yield n + zoom_steps + done, total
+        refined = yield from relay(refiner.refine_region(slices, raw, probs, spacing_zyx, cancel=cancel),
+                                   lambda done, _: (n + zoom_steps + done, total))
         mask, boxes = refined.mask, refined.boxes
         stages.append(refiner.name)
         notes.extend(refined.notes)

@@ -24,6 +24,8 @@ from collections.abc import Callable, Generator
 
 import numpy as np
 
+from lsms_core.progress import relay
+
 #: a liver section smaller than this (mm2) is a tip of the organ: no second look
 MIN_LIVER_MM2 = 100.0
 #: the square reaches this share of the liver's extent beyond it on each side
@@ -84,15 +86,10 @@ def iter_second_look(segmenter, slices_hu: np.ndarray, expression: str, first, s
     # maps beside the first look's.
     for start in range(0, len(idx), CHUNK_SLICES):
         part = idx[start:start + CHUNK_SLICES]
-        gen = segmenter.iter_predict(slices_hu[part], expression, batch_size=batch_size, threshold=threshold,
-                                     cancel=cancel, no_words_ok=no_words_ok, crop_boxes=[boxes[k] for k in part])
-        while True:
-            try:
-                done, _ = next(gen)
-            except StopIteration as stop:
-                second = stop.value
-                break
-            yield start + done, len(idx)
+        second = yield from relay(
+            segmenter.iter_predict(slices_hu[part], expression, batch_size=batch_size, threshold=threshold,
+                                   cancel=cancel, no_words_ok=no_words_ok, crop_boxes=[boxes[k] for k in part]),
+            lambda done, _, offset=start: (offset + done, len(idx)))
         first.probs[part] = np.maximum(first.probs[part], second.probs)
         first.mask_bits[part] |= second.mask_bits
         first.lesion_probs[part] = np.maximum(first.lesion_probs[part], second.lesion_probs)
